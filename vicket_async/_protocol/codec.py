@@ -1,0 +1,270 @@
+"""
+cattrs converters between the API's JSON and the attrs models.
+
+Two converters are built per mode (tolerant or strict): a fast one with
+cattrs' detailed validation off, used for every answer, and a detailed one
+that runs only after the fast one failed, to say precisely which field was
+wrong. Tolerance covers the shapes that real traffic shows: options as
+strings or objects, ``subject`` for ``title``, labels as objects or strings,
+unknown enum values, ``null`` lists, and missing optional fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import orjson
+from cattrs.errors import IterableValidationError, IterableValidationNote
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import override as field_override
+
+from .._models import (
+    Answer,
+    AuthorType,
+    Option,
+    Question,
+    QuestionType,
+    Ticket,
+)
+
+T = TypeVar("T")
+
+__all__ = [
+    "DecodeError",
+    "ReplyDraft",
+    "TicketDraft",
+    "decode",
+    "dumps",
+    "loads",
+    "make_converter",
+    "unstructure",
+]
+
+
+class DecodeError(ValueError):
+    """The JSON did not fit the expected model; the message says where."""
+
+
+@attrs.frozen(kw_only=True)
+class TicketDraft:
+    """The body of ``POST /tickets``, before it becomes JSON."""
+
+    email: str
+    title: str
+    template_id: str
+    answers: dict[str, str | bool]
+
+
+@attrs.frozen(kw_only=True)
+class ReplyDraft:
+    """The body of ``POST /ticket/messages``, before it becomes JSON."""
+
+    content: str
+
+
+def loads(body: bytes | str) -> Any:
+    return orjson.loads(body)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def _parse_datetime(value: Any, _: type) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    else:
+        msg = f"expected an ISO 8601 timestamp, got {type(value).__name__}"
+        raise TypeError(msg)
+    if parsed.tzinfo is None:
+        # The API speaks UTC; a timestamp without an offset is UTC too.
+        parsed = parsed.replace(tzinfo=dt.UTC)
+
+    return parsed
+
+
+def _format_datetime(value: dt.datetime) -> str:
+    text = value.astimezone(dt.UTC).isoformat()
+
+    return text.replace("+00:00", "Z")
+
+
+def _open_enum(enum_cls: type[Any]) -> Callable[[Any, type], Any]:
+    def structure(value: Any, _: type) -> Any:
+        if not isinstance(value, str):
+            msg = f"expected a string, got {type(value).__name__}"
+            raise TypeError(msg)
+        try:
+            return enum_cls(value)
+        except ValueError:
+            # A kind added to the API after this release: keep it as text.
+            return value
+
+    return structure
+
+
+def _option(value: Any, _: type) -> Option:
+    if isinstance(value, str):
+        return Option(value=value, label=value)
+    if isinstance(value, Mapping):
+        raw = value.get("value", value.get("label"))
+        if raw is None:
+            msg = "an option needs a value or a label"
+            raise ValueError(msg)
+        label = value.get("label", raw)
+        return Option(value=str(raw), label=str(label))
+    msg = f"expected an option, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _label(value: Any, _: type) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        label = value.get("label", value.get("name"))
+        return None if label is None else str(label)
+    msg = f"expected a label, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _answer_value(value: Any, _: type) -> str | bool | None:
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return dumps(value).decode()
+
+
+def _is_tuple_of(tp: Any) -> bool:
+    return getattr(tp, "__origin__", None) is tuple
+
+
+def make_converter(
+    *, strict: bool = False, detailed: bool = False
+) -> cattrs.Converter:
+    """
+    A converter for the API's models.
+
+    ``strict`` rejects fields the models do not know; ``detailed`` makes
+    errors name the failing field, at some cost in speed.
+    """
+    converter = cattrs.Converter(
+        forbid_extra_keys=strict,
+        detailed_validation=detailed,
+        prefer_attrib_converters=False,
+    )
+    converter.register_structure_hook(dt.datetime, _parse_datetime)
+    converter.register_unstructure_hook(dt.datetime, _format_datetime)
+    converter.register_structure_hook(
+        QuestionType | str, _open_enum(QuestionType)
+    )
+    converter.register_structure_hook(AuthorType | str, _open_enum(AuthorType))
+    converter.register_structure_hook(Option, _option)
+    converter.register_structure_hook(str | bool | None, _answer_value)
+
+    def structure_tuple(value: Any, tp: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            msg = f"expected a list, got {type(value).__name__}"
+            raise TypeError(msg)
+        item_type = tp.__args__[0]
+        item = converter.get_structure_hook(item_type)
+        if not detailed:
+            return tuple([item(entry, item_type) for entry in value])
+        items, errors = [], []
+        for index, entry in enumerate(value):
+            try:
+                items.append(item(entry, item_type))
+            except Exception as error:
+                note = IterableValidationNote(
+                    f"Structuring {tp} @ index {index}", index, item_type
+                )
+                error.__notes__ = [*getattr(error, "__notes__", []), note]
+                errors.append(error)
+        if errors:
+            msg = f"While structuring {tp!r}"
+            raise IterableValidationError(msg, errors, tp)
+        return tuple(items)
+
+    converter.register_structure_hook_func(_is_tuple_of, structure_tuple)
+
+    question = make_dict_structure_fn(Question, converter)
+    converter.register_structure_hook(Question, question)
+    answer = make_dict_structure_fn(Answer, converter)
+    converter.register_structure_hook(Answer, answer)
+
+    ticket = make_dict_structure_fn(
+        Ticket,
+        converter,
+        status=field_override(struct_hook=_label),
+        priority=field_override(struct_hook=_label),
+    )
+
+    def structure_ticket(value: Any, _: type) -> Ticket:
+        if isinstance(value, Mapping) and "subject" in value:
+            # Some deployments call the title "subject".
+            value = dict(value)
+            subject = value.pop("subject")
+            value.setdefault("title", subject)
+        return ticket(value, Ticket)
+
+    converter.register_structure_hook(Ticket, structure_ticket)
+
+    converter.register_unstructure_hook(
+        TicketDraft,
+        make_dict_unstructure_fn(
+            TicketDraft,
+            converter,
+            template_id=field_override(rename="templateId"),
+        ),
+    )
+
+    return converter
+
+
+@functools.cache
+def _converter(*, strict: bool, detailed: bool) -> cattrs.Converter:
+    return make_converter(strict=strict, detailed=detailed)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, cattrs.ClassValidationError):
+        notes = cattrs.transform_error(error)
+        return "; ".join(notes[:5])
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return f"unknown fields {sorted(error.extra_fields)}"
+    return str(error) or type(error).__name__
+
+
+def decode(data: Any, cls: type[T], *, strict: bool = False) -> T:
+    """
+    Turn already-parsed JSON into ``cls``.
+
+    Raises `DecodeError` with a readable account of what did not fit.
+    """
+    with contextlib.suppress(Exception):
+        # The fast path; on failure, the detailed converter explains why.
+        return _converter(strict=strict, detailed=False).structure(data, cls)
+    try:
+        _converter(strict=strict, detailed=True).structure(data, cls)
+    except Exception as error:
+        msg = f"does not fit {cls.__name__}: {_describe(error)}"
+    else:  # pragma: no cover - the two converters agree in practice
+        msg = f"does not fit {cls.__name__}"
+    raise DecodeError(msg) from None
+
+
+def unstructure(value: Any) -> Any:
+    """Turn a model or draft into JSON-ready Python data."""
+    return _converter(strict=False, detailed=False).unstructure(value)
