@@ -6,8 +6,6 @@ Field names are the Python spelling of the wire names; the converters in
 the shapes real traffic shows.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import enum
 

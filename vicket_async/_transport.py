@@ -176,12 +176,22 @@ class Transport:
                 msg = "the server did not answer in time"
                 raise VicketTimeoutError(msg, endpoint=endpoint) from error
 
+            elapsed = time.monotonic() - started
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s -> %d in %.1f ms",
+                    method,
+                    redact_url(url),
+                    status,
+                    elapsed * 1000,
+                )
+
             return RawResponse(
                 status=status,
                 headers=headers,
                 body=payload,
                 url=redact_url(url),
-                elapsed=time.monotonic() - started,
+                elapsed=elapsed,
             )
 
         msg = f"more than {_MAX_REDIRECTS} redirects"

@@ -68,7 +68,11 @@ def build_url(
     """
     path = endpoint.path
     if slug is not None:
-        path = path.replace("{slug}", quote(slug, safe=""))
+        segment = quote(slug, safe="")
+        if not segment.strip("."):
+            # "." and ".." would be read as the current or parent folder.
+            segment = segment.replace(".", "%2E")
+        path = path.replace("{slug}", segment)
     url = f"{base_url.rstrip('/')}{API_PREFIX}{path}"
     if token is not None:
         url = f"{url}?{urlencode({'token': token})}"
