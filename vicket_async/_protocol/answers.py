@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import attrs
@@ -128,7 +128,8 @@ def check_ticket(
             json_answers[question_id] = converted
 
     if template is not None:
-        problems.extend(_missing(template.questions, json_answers))
+        judged = json_answers.keys() | {p.field for p in problems}
+        problems.extend(_missing(template.questions, judged))
 
     return json_answers, files, problems
 
@@ -199,8 +200,11 @@ def _convert(
     """The JSON value for one answer, or the problem with it."""
     kind = question.type if question is not None else None
     if kind in (QuestionType.TEXT, QuestionType.TEXTAREA):
+        known = _known(question)
         if not isinstance(value, str):
-            return _wrong(_known(question), "a string")
+            return _wrong(known, "a string")
+        if known.required and not value.strip():
+            return AnswerProblem(known.id, "is required", known.label)
         return value
     if kind == QuestionType.SELECT:
         return _select(_known(question), value)
@@ -262,16 +266,10 @@ def _date(question: Question, value: Any) -> str | AnswerProblem:
 
 
 def _missing(
-    questions: Iterable[Question], answered: Mapping[str, object]
+    questions: Iterable[Question], judged: Set[str]
 ) -> list[AnswerProblem]:
-    problems = []
-    for question in questions:
-        if not question.required:
-            continue
-        value = answered.get(question.id)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            problems.append(
-                AnswerProblem(question.id, "is required", question.label)
-            )
-
-    return problems
+    return [
+        AnswerProblem(question.id, "is required", question.label)
+        for question in questions
+        if question.required and question.id not in judged
+    ]
