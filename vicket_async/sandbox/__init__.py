@@ -1,0 +1,60 @@
+"""
+A faithful in-memory Vicket server, for tests, demos and benchmarks.
+
+:class:`Sandbox` serves the public support API on a loopback port from
+memory: the five endpoints with their shapes, statuses and error codes,
+multipart uploads streamed through a hash, ticket links emailed to an
+outbox, and control endpoints under ``/_sandbox``.  It shares no code with
+the client, so the two check each other.
+"""
+
+from ._app import API_PREFIX, ENDPOINTS, make_app
+from ._clock import SandboxClock, format_timestamp
+from ._records import (
+    AccessToken,
+    Answer,
+    Article,
+    Attachment,
+    Email,
+    Faq,
+    Message,
+    Option,
+    Question,
+    RequestRecord,
+    Template,
+    Ticket,
+    Website,
+)
+from ._seed import DEMO_API_KEY, DEMO_WEBSITE_NAME, demo_website, large_website
+from ._server import Sandbox
+from ._state import SandboxState, TicketReceipt
+from ._validation import FILE_MARKER
+
+__all__ = [
+    "API_PREFIX",
+    "DEMO_API_KEY",
+    "DEMO_WEBSITE_NAME",
+    "ENDPOINTS",
+    "FILE_MARKER",
+    "AccessToken",
+    "Answer",
+    "Article",
+    "Attachment",
+    "Email",
+    "Faq",
+    "Message",
+    "Option",
+    "Question",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxClock",
+    "SandboxState",
+    "Template",
+    "Ticket",
+    "TicketReceipt",
+    "Website",
+    "demo_website",
+    "format_timestamp",
+    "large_website",
+    "make_app",
+]
