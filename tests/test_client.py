@@ -22,6 +22,7 @@ from vicket_async import (
     ConfigurationError,
     QuestionType,
     RateLimitError,
+    RetryPolicy,
     ServerError,
     TicketLinkExpiredError,
     Timeouts,
@@ -45,7 +46,10 @@ def body(text: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def client() -> Any:
-    async with VicketClient(api_key=API_KEY, base_url=BASE_URL) as vicket:
+    # One attempt: these tests map single answers; retries have their own.
+    async with VicketClient(
+        api_key=API_KEY, base_url=BASE_URL, retry=RetryPolicy(attempts=1)
+    ) as vicket:
         yield vicket
 
 

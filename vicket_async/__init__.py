@@ -6,6 +6,13 @@ underscore are private and may change without notice.
 """
 
 from ._client import Response, ResponseMethods, VicketClient
+from ._events import (
+    BudgetWaited,
+    Event,
+    ModeChanged,
+    RateLimited,
+    RetryScheduled,
+)
 from ._models import (
     Answer,
     Article,
@@ -22,6 +29,8 @@ from ._models import (
     TicketCreated,
     Website,
 )
+from ._protocol.budget import BudgetStatus, Mode, RateLimit
+from ._protocol.retries import RetryPolicy
 from ._transport import Timeouts
 from ._uploads import FileUpload
 from ._version import __version__
@@ -56,18 +65,27 @@ __all__ = [
     "AuthenticationError",
     "AuthorType",
     "BadRequestError",
+    "BudgetStatus",
+    "BudgetWaited",
     "ClientStateError",
     "ConfigurationError",
+    "Event",
     "Faq",
     "FileUpload",
     "Message",
+    "Mode",
+    "ModeChanged",
     "NotFoundError",
     "Option",
     "Question",
     "QuestionType",
+    "RateLimit",
     "RateLimitError",
+    "RateLimited",
     "Response",
     "ResponseMethods",
+    "RetryPolicy",
+    "RetryScheduled",
     "ServerError",
     "SupportPage",
     "Template",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -12,6 +15,8 @@ import aiohttp
 import attrs
 from multidict import CIMultiDictProxy
 
+from ._budgets import Budget, budget_key, shared_budget
+from ._events import EventHook, RateLimited, RetryScheduled, emit
 from ._models import (
     Article,
     Message,
@@ -21,15 +26,19 @@ from ._models import (
     TicketCreated,
 )
 from ._protocol import answers as checks
+from ._protocol.budget import DEFAULT_RATE_LIMITS, BudgetStatus, RateLimit
 from ._protocol.codec import DecodeError, decode
 from ._protocol.endpoints import (
     DEFAULT_BASE_URL,
     Endpoint,
     build_url,
     check_base_url,
+    origin_of,
+    redact_url,
 )
 from ._protocol.responses import excerpt, read_envelope
-from ._transport import RawResponse, Timeouts, Transport
+from ._protocol.retries import RetryPolicy, decide, describe
+from ._transport import Attempt, RawResponse, Timeouts, Transport
 from ._uploads import FileLike
 from ._version import __version__
 from .exceptions import (
@@ -37,14 +46,19 @@ from .exceptions import (
     AnswerValidationError,
     ClientStateError,
     ConfigurationError,
+    RateLimitError,
     UnexpectedResponseError,
+    VicketError,
 )
 
-__all__ = ["Response", "VicketClient"]
+__all__ = ["Response", "ResponseMethods", "VicketClient"]
+
+log = logging.getLogger("vicket_async")
 
 T = TypeVar("T")
 
 _DEFAULT_TIMEOUTS = Timeouts()
+_DEFAULT_RETRY = RetryPolicy()
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +86,17 @@ class VicketClient:
             ``https://api.vicket.app``.
         session: an aiohttp session to use instead of creating one; the
             client never closes a session it was lent.
-        timeout: a `Timeouts`, or seconds for the whole request.
+        timeout: a `Timeouts`, or seconds for each HTTP request.
+        rate_limits: client-side budgets by method name (``"init"``,
+            ``"create_ticket"``, ``"get_ticket"``, ``"reply"``,
+            ``"get_article"``) overriding the documented limits; ``None``
+            for a name turns its budget off.
+        retry: how failed attempts are retried; see `RetryPolicy`.
+        deadline: seconds a call may take in all, waits for budget and
+            retries included; None for no bound. Each method also takes
+            ``deadline=`` for one call.
+        on_event: called with each `BudgetWaited`, `RetryScheduled`,
+            `RateLimited` and `ModeChanged` event as it happens.
         allow_insecure_http: allow ``http://`` to hosts other than loopback.
         strict: reject answers with fields this SDK does not know, for
             testing a contract against the API.
@@ -88,6 +112,10 @@ class VicketClient:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout: Timeouts | float = _DEFAULT_TIMEOUTS,
+        rate_limits: Mapping[str, RateLimit | None] | None = None,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        deadline: float | None = None,
+        on_event: EventHook | None = None,
         allow_insecure_http: bool = False,
         strict: bool = False,
     ) -> None:
@@ -116,6 +144,12 @@ class VicketClient:
             timeouts=timeout,
             user_agent=f"vicket-async/{__version__}",
         )
+        self._limits = _merge_limits(rate_limits)
+        self._budget_id = budget_key(key.strip())
+        self._origin = origin_of(self._base_url)
+        self._retry = retry
+        self._deadline = deadline
+        self._on_event = on_event
         self._strict = strict
         self._loop: asyncio.AbstractEventLoop | None = None
         self._templates: dict[str, Template] = {}
@@ -147,12 +181,27 @@ class VicketClient:
         self._bind_loop()
         await self._transport.aclose()
 
+    async def budget_status(self) -> dict[str, BudgetStatus]:
+        """
+        Each budgeted endpoint's state: calls left, next free slot, pause.
+
+        Keys are method names; endpoints whose budget is off are left out.
+        """
+        self._bind_loop()
+        statuses = {}
+        for endpoint in Endpoint:
+            budget = self._budget(endpoint)
+            if budget is not None:
+                statuses[endpoint.value] = await budget.ledger.status()
+
+        return statuses
+
     # The endpoints. Each returns the decoded data; `with_response` has the
     # same methods returning a `Response` with the status and headers too.
 
-    async def init(self) -> SupportPage:
+    async def init(self, *, deadline: float | None = None) -> SupportPage:
         """Load the website's name, ticket templates, articles and FAQs."""
-        return (await self._init()).data
+        return (await self.with_response.init(deadline=deadline)).data
 
     async def create_ticket(
         self,
@@ -161,6 +210,7 @@ class VicketClient:
         title: str,
         template: Template | str,
         answers: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
     ) -> TicketCreated:
         """
         Open a ticket; Vicket emails the reporter a link to its thread.
@@ -175,13 +225,19 @@ class VicketClient:
         Raises:
             AnswerValidationError: listing every problem; nothing was sent.
         """
-        return (
-            await self._create_ticket(
-                email=email, title=title, template=template, answers=answers
-            )
-        ).data
+        response = await self.with_response.create_ticket(
+            email=email,
+            title=title,
+            template=template,
+            answers=answers,
+            deadline=deadline,
+        )
 
-    async def get_ticket(self, token: str) -> Ticket:
+        return response.data
+
+    async def get_ticket(
+        self, token: str, *, deadline: float | None = None
+    ) -> Ticket:
         """
         Read a ticket's thread with the secure token from the email.
 
@@ -189,7 +245,9 @@ class VicketClient:
             TicketLinkExpiredError: the link expired; Vicket has emailed a
                 new one to the reporter.
         """
-        return (await self._get_ticket(token)).data
+        return (
+            await self.with_response.get_ticket(token, deadline=deadline)
+        ).data
 
     async def reply(
         self,
@@ -197,31 +255,35 @@ class VicketClient:
         content: str,
         *,
         attachments: Iterable[FileLike] = (),
+        deadline: float | None = None,
     ) -> Message:
         """Post the reporter's reply to a ticket, with optional files."""
-        return (await self._reply(token, content, attachments)).data
+        response = await self.with_response.reply(
+            token, content, attachments=attachments, deadline=deadline
+        )
 
-    async def get_article(self, slug: str) -> Article:
+        return response.data
+
+    async def get_article(
+        self, slug: str, *, deadline: float | None = None
+    ) -> Article:
         """Read one published article by its slug."""
-        return (await self._get_article(slug)).data
+        return (
+            await self.with_response.get_article(slug, deadline=deadline)
+        ).data
 
     # Implementation.
 
-    async def _init(self) -> Response[SupportPage]:
-        response = await self._call(Endpoint.INIT, SupportPage)
-        self._templates = {t.id: t for t in response.data.templates}
+    def _remember_templates(self, page: SupportPage) -> None:
+        self._templates = {t.id: t for t in page.templates}
 
-        return response
-
-    async def _create_ticket(
+    def _ticket_body(
         self,
-        *,
         email: str,
         title: str,
         template: Template | str,
         answers: Mapping[str, Any] | None,
-    ) -> Response[TicketCreated]:
-        endpoint = Endpoint.CREATE_TICKET
+    ) -> checks.Body:
         known: Template | None
         if isinstance(template, Template):
             template_id, known = template.id, template
@@ -235,43 +297,17 @@ class VicketClient:
             answers=answers or {},
         )
         if problems:
-            raise AnswerValidationError(problems, endpoint=endpoint)
-        body = checks.ticket_body(
+            raise AnswerValidationError(
+                problems, endpoint=Endpoint.CREATE_TICKET
+            )
+
+        return checks.ticket_body(
             email=email,
             title=title,
             template_id=template_id,
             answers=json_answers,
             files=files,
         )
-
-        return await self._call(endpoint, TicketCreated, body=body)
-
-    async def _get_ticket(self, token: str) -> Response[Ticket]:
-        endpoint = Endpoint.GET_TICKET
-        _check_token(endpoint, token)
-
-        return await self._call(endpoint, Ticket, token=token)
-
-    async def _reply(
-        self, token: str, content: str, attachments: Iterable[FileLike]
-    ) -> Response[Message]:
-        endpoint = Endpoint.REPLY
-        files, problems = checks.check_reply(content, attachments)
-        if not isinstance(token, str) or not token.strip():
-            problems.insert(0, AnswerProblem("token", "the token is empty"))
-        if problems:
-            raise AnswerValidationError(problems, endpoint=endpoint)
-        body = checks.reply_body(content, files)
-
-        return await self._call(endpoint, Message, token=token, body=body)
-
-    async def _get_article(self, slug: str) -> Response[Article]:
-        endpoint = Endpoint.GET_ARTICLE
-        if not isinstance(slug, str) or not slug.strip():
-            problem = AnswerProblem("slug", "the slug is empty")
-            raise AnswerValidationError([problem], endpoint=endpoint)
-
-        return await self._call(endpoint, Article, slug=slug)
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -286,6 +322,13 @@ class VicketClient:
             )
             raise ClientStateError(msg)
 
+    def _budget(self, endpoint: Endpoint) -> Budget | None:
+        limit = self._limits.get(endpoint.value)
+        if limit is None:
+            return None
+
+        return shared_budget(self._origin, self._budget_id, endpoint, limit)
+
     async def _call(
         self,
         endpoint: Endpoint,
@@ -294,21 +337,149 @@ class VicketClient:
         token: str | None = None,
         slug: str | None = None,
         body: checks.Body | None = None,
+        deadline: float | None = None,
     ) -> Response[T]:
         self._bind_loop()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seconds = deadline if deadline is not None else self._deadline
+        until = None if seconds is None else started + seconds
         secrets = (token,) if token else ()
         url = build_url(self._base_url, endpoint, token=token, slug=slug)
-        raw = await self._transport.send(endpoint, url, body, secrets=secrets)
-        data = read_envelope(
-            endpoint, raw.status, raw.headers, raw.body, secrets=secrets
-        )
+        budget = self._budget(endpoint)
+        for number in itertools.count(1):
+            attempt = Attempt()
+            try:
+                if budget is not None:
+                    attempt.slot = await budget.acquire(
+                        deadline=until, on_event=self._on_event
+                    )
+                raw = await self._send(endpoint, url, body, secrets, attempt)
+                data = read_envelope(
+                    endpoint,
+                    raw.status,
+                    raw.headers,
+                    raw.body,
+                    secrets=secrets,
+                )
+                return Response(
+                    data=self._decode(endpoint, raw, data, model, secrets),
+                    status=raw.status,
+                    headers=raw.headers,
+                    elapsed=raw.elapsed,
+                )
+            except VicketError as error:
+                delay = await self._after_failure(
+                    endpoint, error, budget, attempt, number, started, until
+                )
+                if delay is not None and (stuck := _spent_stream(body)):
+                    error.add_note(f"not retried: {stuck}")
+                    delay = None
+                if delay is None:
+                    raise
+                if delay:
+                    await asyncio.sleep(delay)
+            finally:
+                if attempt.slot is not None:
+                    await attempt.slot.release()
+        raise AssertionError  # pragma: no cover - the loop never ends
 
-        return Response(
-            data=self._decode(endpoint, raw, data, model, secrets),
-            status=raw.status,
-            headers=raw.headers,
-            elapsed=raw.elapsed,
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        body: checks.Body | None,
+        secrets: tuple[str, ...],
+        attempt: Attempt,
+    ) -> RawResponse:
+        started = time.monotonic()
+        try:
+            raw = await self._transport.send(
+                endpoint, url, body, secrets=secrets, attempt=attempt
+            )
+        except VicketError as error:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s failed after %.1f ms: %s",
+                    endpoint.method,
+                    redact_url(url),
+                    (time.monotonic() - started) * 1000,
+                    describe(error),
+                )
+            raise
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %d in %.1f ms",
+                endpoint.method,
+                redact_url(url),
+                raw.status,
+                raw.elapsed * 1000,
+            )
+
+        return raw
+
+    async def _after_failure(
+        self,
+        endpoint: Endpoint,
+        error: VicketError,
+        budget: Budget | None,
+        attempt: Attempt,
+        number: int,
+        started: float,
+        until: float | None,
+    ) -> float | None:
+        """
+        Seconds to wait before the next attempt, or None to give up.
+
+        A 429 pauses the endpoint's whole budget; the next attempt then
+        waits in line for it rather than sleeping here.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if isinstance(error, RateLimitError) and error.status == 429:
+            log.warning(
+                "%s: the server answered 429 (retry after %s s)",
+                endpoint.label,
+                "?" if error.retry_after is None else f"{error.retry_after:g}",
+            )
+            emit(
+                self._on_event,
+                RateLimited(
+                    endpoint=endpoint.value, retry_after=error.retry_after
+                ),
+            )
+            if budget is not None:
+                await budget.server_refused(
+                    error.retry_after, on_event=self._on_event
+                )
+        decision = decide(
+            self._retry,
+            endpoint,
+            error,
+            attempt=number,
+            elapsed=now - started,
+            reached_server=attempt.sent,
         )
+        if decision.delay is None:
+            if decision.reason != describe(error):
+                error.add_note(decision.reason)
+            return None
+        if until is not None and now + decision.delay > until:
+            error.add_note("not retried: the wait would pass the deadline")
+            return None
+        emit(
+            self._on_event,
+            RetryScheduled(
+                endpoint=endpoint.value,
+                attempt=number,
+                delay=decision.delay,
+                reason=decision.reason,
+            ),
+        )
+        if budget is not None and isinstance(error, RateLimitError):
+            return 0.0
+
+        return decision.delay
 
     def _decode(
         self,
@@ -331,6 +502,35 @@ class VicketClient:
             ) from None
 
 
+def _merge_limits(
+    overrides: Mapping[str, RateLimit | None] | None,
+) -> dict[str, RateLimit | None]:
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for name, limit in (overrides or {}).items():
+        if name not in limits:
+            known = ", ".join(sorted(limits))
+            msg = f"rate_limits has an unknown endpoint {name!r} ({known})"
+            raise ConfigurationError(msg)
+        if limit is not None and not isinstance(limit, RateLimit):
+            msg = f"rate_limits[{name!r}] must be a RateLimit or None"
+            raise ConfigurationError(msg)
+        limits[name] = limit
+
+    return limits
+
+
+def _spent_stream(body: checks.Body | None) -> str | None:
+    """Why ``body`` cannot be sent again, if one of its files is spent."""
+    for part in body.files if body is not None else ():
+        if not part.upload.replayable:
+            return (
+                f"{part.upload.filename!r} was streamed from a source that "
+                f"cannot be read again"
+            )
+
+    return None
+
+
 def _check_token(endpoint: Endpoint, token: str) -> None:
     if not isinstance(token, str) or not token.strip():
         problem = AnswerProblem("token", "the token is empty")
@@ -348,8 +548,16 @@ class ResponseMethods:
     def __init__(self, client: VicketClient) -> None:
         self._client = client
 
-    async def init(self) -> Response[SupportPage]:
-        return await self._client._init()
+    async def init(
+        self, *, deadline: float | None = None
+    ) -> Response[SupportPage]:
+        client = self._client
+        response = await client._call(
+            Endpoint.INIT, SupportPage, deadline=deadline
+        )
+        client._remember_templates(response.data)
+
+        return response
 
     async def create_ticket(
         self,
@@ -358,13 +566,23 @@ class ResponseMethods:
         title: str,
         template: Template | str,
         answers: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
     ) -> Response[TicketCreated]:
-        return await self._client._create_ticket(
-            email=email, title=title, template=template, answers=answers
+        client = self._client
+        body = client._ticket_body(email, title, template, answers)
+
+        return await client._call(
+            Endpoint.CREATE_TICKET, TicketCreated, body=body, deadline=deadline
         )
 
-    async def get_ticket(self, token: str) -> Response[Ticket]:
-        return await self._client._get_ticket(token)
+    async def get_ticket(
+        self, token: str, *, deadline: float | None = None
+    ) -> Response[Ticket]:
+        _check_token(Endpoint.GET_TICKET, token)
+
+        return await self._client._call(
+            Endpoint.GET_TICKET, Ticket, token=token, deadline=deadline
+        )
 
     async def reply(
         self,
@@ -372,8 +590,28 @@ class ResponseMethods:
         content: str,
         *,
         attachments: Iterable[FileLike] = (),
+        deadline: float | None = None,
     ) -> Response[Message]:
-        return await self._client._reply(token, content, attachments)
+        files, problems = checks.check_reply(content, attachments)
+        if not isinstance(token, str) or not token.strip():
+            problems.insert(0, AnswerProblem("token", "the token is empty"))
+        if problems:
+            raise AnswerValidationError(problems, endpoint=Endpoint.REPLY)
+        body = checks.reply_body(content, files)
 
-    async def get_article(self, slug: str) -> Response[Article]:
-        return await self._client._get_article(slug)
+        return await self._client._call(
+            Endpoint.REPLY, Message, token=token, body=body, deadline=deadline
+        )
+
+    async def get_article(
+        self, slug: str, *, deadline: float | None = None
+    ) -> Response[Article]:
+        if not isinstance(slug, str) or not slug.strip():
+            problem = AnswerProblem("slug", "the slug is empty")
+            raise AnswerValidationError(
+                [problem], endpoint=Endpoint.GET_ARTICLE
+            )
+
+        return await self._client._call(
+            Endpoint.GET_ARTICLE, Article, slug=slug, deadline=deadline
+        )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import aiohttp
 import attrs
@@ -29,7 +31,10 @@ from .exceptions import (
     VicketTimeoutError,
 )
 
-__all__ = ["RawResponse", "Timeouts", "Transport"]
+if TYPE_CHECKING:
+    from ._budgets import Slot
+
+__all__ = ["Attempt", "RawResponse", "Timeouts", "Transport"]
 
 log = logging.getLogger("vicket_async.http")
 
@@ -70,6 +75,44 @@ class RawResponse:
     elapsed: float
 
 
+class Attempt:
+    """
+    One attempt at a request, and whether it went out.
+
+    ``sent`` becomes True when the request's headers were written; the
+    budget slot, if any, is stamped at that moment. On a session lent by
+    the user that moment cannot be observed, so the request counts as sent
+    from the start, unless the connection was never made.
+    """
+
+    __slots__ = ("sent", "slot")
+
+    def __init__(self, slot: Slot | None = None) -> None:
+        self.slot = slot
+        self.sent = False
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Attempt:
+        # A live handle on one request: a copy would be detached from it.
+        # (Test tools that record request arguments deep-copy them.)
+        return self
+
+    async def went_out(self) -> None:
+        if not self.sent:
+            self.sent = True
+            if self.slot is not None:
+                await self.slot.mark_sent()
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    attempt = (context.trace_request_ctx or {}).get("attempt")
+    if isinstance(attempt, Attempt):
+        await attempt.went_out()
+
+
 class Transport:
     """Sends requests to one origin with the API key, over aiohttp."""
 
@@ -103,9 +146,11 @@ class Transport:
             msg = "this VicketClient is closed; create a new one"
             raise ClientStateError(msg)
         if self._session is None:
+            tracing = aiohttp.TraceConfig()
+            tracing.on_request_headers_sent.append(_on_headers_sent)
             self._session = aiohttp.ClientSession(
                 timeout=self._timeouts.to_aiohttp(),
-                auto_decompress=True,
+                trace_configs=[tracing],
             )
         elif self._session.closed:
             msg = "the aiohttp session lent to this VicketClient is closed"
@@ -140,16 +185,22 @@ class Transport:
         body: Body | None = None,
         *,
         secrets: tuple[str, ...] = (),
+        attempt: Attempt | None = None,
     ) -> RawResponse:
         """
         Send one request and read the whole answer.
 
         Same-origin redirects are followed; any other redirect raises
         `UnsafeRedirectError` before a byte goes to the other host.
+        ``attempt`` learns when the request went out.
         """
         session = self._get_session()
+        attempt = attempt or Attempt()
+        lent = not self._owns_session
         method = endpoint.method
         started = time.monotonic()
+        if lent:
+            await attempt.went_out()
         for _ in range(_MAX_REDIRECTS + 1):
             data = _request_data(body) if body is not None else None
             try:
@@ -159,6 +210,7 @@ class Transport:
                     headers=self._headers(url, body),
                     data=data,
                     allow_redirects=False,
+                    trace_request_ctx={"attempt": attempt},
                 ) as response:
                     status = response.status
                     location = response.headers.get("Location")
@@ -171,27 +223,21 @@ class Transport:
                     payload = await _read_body(endpoint, response)
                     headers = response.headers
             except aiohttp.ClientError as error:
+                if isinstance(error, aiohttp.ClientConnectorError):
+                    # Nothing went out; the slot of a lent session stays
+                    # spent, which only errs on the safe side.
+                    attempt.sent = False
                 raise _transport_error(endpoint, error, secrets) from error
             except TimeoutError as error:
                 msg = "the server did not answer in time"
                 raise VicketTimeoutError(msg, endpoint=endpoint) from error
-
-            elapsed = time.monotonic() - started
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "%s %s -> %d in %.1f ms",
-                    method,
-                    redact_url(url),
-                    status,
-                    elapsed * 1000,
-                )
 
             return RawResponse(
                 status=status,
                 headers=headers,
                 body=payload,
                 url=redact_url(url),
-                elapsed=elapsed,
+                elapsed=time.monotonic() - started,
             )
 
         msg = f"more than {_MAX_REDIRECTS} redirects"
