@@ -26,13 +26,23 @@ import pytest
 import vicket_async.sandbox as sandbox_module
 from vicket_async.sandbox import (
     API_PREFIX,
+    DEFAULT_RATE_LIMITS,
     DEMO_API_KEY,
     FILE_MARKER,
+    FaultInjector,
+    RateLimiter,
+    RateLimitMode,
     Sandbox,
     SandboxState,
     Website,
     demo_website,
     large_website,
+)
+from vicket_async.sandbox._ratelimit import (
+    FixedWindow,
+    RollingLog,
+    SlidingCounter,
+    TokenBucket,
 )
 
 REPO_ROOT = Path(sandbox_module.__file__).resolve().parents[2]
@@ -1141,7 +1151,7 @@ class TestEmailLimit:
         assert kinds == ["ticket-created"]
 
     async def test_no_limit(self, http: aiohttp.ClientSession) -> None:
-        async with Sandbox(email_limit=None) as sandbox:
+        async with Sandbox(email_limit=None, rate_limit_mode=None) as sandbox:
             api = Api(http, sandbox)
             for _ in range(25):
                 await api.create(bug_report())
@@ -1463,6 +1473,615 @@ class TestSandbox:
         assert sandbox.clock.to_real(3600) == 1.0
 
 
+# Rate limits.
+
+
+def test_rolling_log() -> None:
+    log = RollingLog(3, 60)
+
+    assert [log.hit(t).allowed for t in (0, 1, 2, 3)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    refused = log.hit(59.5)
+    assert refused.allowed is False
+    assert refused.remaining == 0
+    assert refused.retry_after == pytest.approx(0.5)
+    assert log.hit(60).allowed is True
+    assert log.hit(60.5).allowed is False
+    assert log.hit(61).allowed is True
+
+
+def test_rolling_log_ignores_refused_requests() -> None:
+    log = RollingLog(3, 60)
+    for _ in range(3):
+        log.hit(0)
+    refused = [log.hit(30).allowed for _ in range(5)]
+
+    assert refused == [False] * 5
+    assert [log.hit(60).allowed for _ in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_rolling_log_can_count_refused_requests() -> None:
+    log = RollingLog(3, 60, count_rejected=True)
+    for _ in range(3):
+        log.hit(0)
+    log.hit(30)
+    log.hit(30)
+
+    assert log.hit(60).allowed is True
+    refused = log.hit(60)
+    assert refused.allowed is False
+    assert refused.retry_after == pytest.approx(30)
+
+
+def test_fixed_window_allows_a_double_burst_at_the_boundary() -> None:
+    window = FixedWindow(3, 60)
+    before = [window.hit(t).allowed for t in (57, 58, 59, 59.5)]
+    refused = window.hit(59.75)
+    after = [window.hit(60).allowed for _ in range(4)]
+
+    assert before == [True, True, True, False]
+    assert refused.retry_after == pytest.approx(0.25)
+    assert refused.reset_after == pytest.approx(0.25)
+    assert after == [True, True, True, False]
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(3, 60)
+    burst = [bucket.hit(0) for _ in range(4)]
+
+    assert [d.allowed for d in burst] == [True, True, True, False]
+    assert [d.remaining for d in burst[:3]] == [2, 1, 0]
+    assert burst[3].retry_after == pytest.approx(20)
+    assert bucket.hit(10).retry_after == pytest.approx(10)
+    assert bucket.hit(20).allowed is True
+    assert bucket.hit(20).allowed is False
+    assert [bucket.hit(200).allowed for _ in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_sliding_counter() -> None:
+    counter = SlidingCounter(10, 60)
+    first = [counter.hit(30).allowed for _ in range(11)]
+    at_boundary = counter.hit(60)
+    half_way = [counter.hit(90).allowed for _ in range(6)]
+
+    assert first == [True] * 10 + [False]
+    # The whole previous window still weighs in at its end.
+    assert at_boundary.allowed is False
+    assert at_boundary.retry_after == pytest.approx(6)
+    assert half_way == [True] * 5 + [False]
+
+
+def test_sliding_counter_forgets_after_an_idle_window() -> None:
+    counter = SlidingCounter(2, 60)
+    counter.hit(0)
+    counter.hit(0)
+
+    assert counter.hit(1).allowed is False
+    assert [counter.hit(150).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_rate_limiter_settings() -> None:
+    limiter = RateLimiter()
+
+    assert limiter.limits == dict(DEFAULT_RATE_LIMITS)
+    assert limiter.hit("key", "article", 0) is None
+    with pytest.raises(ValueError, match="rate_limit_mode"):
+        RateLimiter(mode="leaky")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        limiter.set_limit("tickets", 5)
+    with pytest.raises(ValueError, match="positive integer"):
+        limiter.set_limit("init", 0)
+    with pytest.raises(ValueError, match="period"):
+        limiter.period = 0
+    limiter.mode = None
+    assert limiter.hit("key", "init", 0) is None
+
+
+async def statuses(api: Api, path: str, count: int, **kw: Any) -> list[int]:
+    return [(await api.call("GET", path, **kw))[0] for _ in range(count)]
+
+
+def align_to_window(sandbox: Sandbox, period: float = 60.0) -> None:
+    """Move the clock just past the start of a window, for fixed modes."""
+    now = sandbox.clock.now()
+    sandbox.clock.advance(period - now % period + 1)
+
+
+class TestRateLimits:
+    async def test_documented_limits(self, sandbox: Sandbox, api: Api) -> None:
+        answers = []
+        for _ in range(11):
+            answers.append(
+                await api.call("POST", "/tickets", json=bug_report())
+            )
+
+        assert [status for status, _, _ in answers] == [201] * 10 + [429]
+        first = answers[0][2].headers
+        assert first["X-RateLimit-Limit"] == "10"
+        assert first["X-RateLimit-Remaining"] == "9"
+        assert answers[9][2].headers["X-RateLimit-Remaining"] == "0"
+        _, body, refused = answers[10]
+        assert_error(body, "rate-limit-exceeded", "10 per minute")
+        assert refused.headers["Retry-After"] == "60"
+        assert refused.headers["X-RateLimit-Remaining"] == "0"
+        assert 0 < int(refused.headers["X-RateLimit-Reset"]) <= 60
+        assert len(sandbox.state.all_tickets()) == 10
+
+        status, _, init = await api.call("GET", "/init")
+        assert status == 200
+        assert init.headers["X-RateLimit-Limit"] == "30"
+        article = await statuses(api, "/articles/getting-started", 40)
+        assert article == [200] * 40
+        _, _, response = await api.call("GET", "/articles/getting-started")
+        assert "X-RateLimit-Limit" not in response.headers
+
+    async def test_thread_limit(self, sandbox: Sandbox, api: Api) -> None:
+        token = await api.new_ticket()
+        got = [(await api.thread(token))[0] for _ in range(31)]
+
+        assert got == [200] * 30 + [429]
+
+    async def test_limits_are_per_key(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.state.add_website(demo_website("vk_second"))
+        sandbox.rate_limiter.set_limit("init", 2)
+
+        mine = await statuses(api, "/init", 3)
+        theirs = await statuses(api, "/init", 3, key="vk_second")
+
+        assert mine == theirs == [200, 200, 429]
+
+    async def test_errors_before_the_limit_cost_nothing(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.rate_limiter.set_limit("init", 1)
+
+        refused = await statuses(api, "/init", 3, key="vk_wrong")
+        allowed = await statuses(api, "/init", 2)
+
+        assert refused == [401, 401, 401]
+        assert allowed == [200, 429]
+
+    @pytest.mark.parametrize(
+        ("mode", "after_one_period"),
+        [
+            ("rolling", 200),
+            ("fixed", 200),
+            ("token_bucket", 200),
+            ("sliding_counter", 429),
+        ],
+    )
+    async def test_modes(
+        self,
+        http: aiohttp.ClientSession,
+        mode: RateLimitMode,
+        after_one_period: int,
+    ) -> None:
+        async with Sandbox(
+            rate_limit_mode=mode, rate_limits={"init": 3}
+        ) as sb:
+            api = Api(http, sb)
+            align_to_window(sb)
+            burst = await statuses(api, "/init", 4)
+            sb.clock.advance(60)
+            later = await statuses(api, "/init", 1)
+            sb.clock.advance(60)
+            much_later = await statuses(api, "/init", 1)
+
+        assert burst == [200, 200, 200, 429]
+        assert later == [after_one_period]
+        assert much_later == [200]
+
+    async def test_retry_after_is_in_real_seconds(
+        self, http: aiohttp.ClientSession
+    ) -> None:
+        options: Json = {"time_scale": 60, "rate_limits": {"init": 2}}
+        async with Sandbox(**options) as sandbox:
+            api = Api(http, sandbox)
+            burst = await statuses(api, "/init", 2)
+            status, body, refused = await api.call("GET", "/init")
+            wait = int(refused.headers["Retry-After"])
+            await asyncio.sleep(wait)
+            after = await statuses(api, "/init", 1)
+
+        assert burst == [200, 200]
+        assert status == 429
+        assert_error(body, "rate-limit-exceeded")
+        assert wait == 1
+        assert refused.headers["X-RateLimit-Reset"] == "1"
+        assert after == [200]
+
+    async def test_without_retry_after(
+        self, http: aiohttp.ClientSession
+    ) -> None:
+        options: Json = {
+            "retry_after_header": False,
+            "rate_limits": {"init": 1},
+        }
+        async with Sandbox(**options) as sandbox:
+            api = Api(http, sandbox)
+            await api.call("GET", "/init")
+            status, _, refused = await api.call("GET", "/init")
+
+        assert status == 429
+        assert "Retry-After" not in refused.headers
+        assert refused.headers["X-RateLimit-Remaining"] == "0"
+
+    async def test_off(self, http: aiohttp.ClientSession) -> None:
+        async with Sandbox(rate_limit_mode=None) as sandbox:
+            api = Api(http, sandbox)
+            got = await statuses(api, "/init", 40)
+            _, _, response = await api.call("GET", "/init")
+
+        assert got == [200] * 40
+        assert "X-RateLimit-Limit" not in response.headers
+
+    async def test_control_endpoints(self, sandbox: Sandbox, api: Api) -> None:
+        status, config, _ = await api.call(
+            "PUT",
+            "/_sandbox/rate-limits",
+            admin=True,
+            json={"mode": "fixed", "limits": {"init": 1, "article": 2}},
+        )
+        align_to_window(sandbox)
+        limited = await statuses(api, "/init", 2)
+        await api.call("POST", "/_sandbox/rate-limits/reset", admin=True)
+        after_reset = await statuses(api, "/init", 1)
+        await api.call(
+            "PUT", "/_sandbox/rate-limits", admin=True, json={"mode": "off"}
+        )
+        off = await statuses(api, "/init", 3)
+        _, shown, _ = await api.call(
+            "GET", "/_sandbox/rate-limits", admin=True
+        )
+        bad, error, _ = await api.call(
+            "PUT", "/_sandbox/rate-limits", admin=True, json={"mode": "nope"}
+        )
+
+        assert status == 200
+        assert config["data"]["mode"] == "fixed"
+        assert config["data"]["limits"]["article"] == 2
+        assert limited == [200, 429]
+        assert after_reset == [200]
+        assert off == [200] * 3
+        assert shown["data"]["mode"] is None
+        assert shown["data"]["period"] == 60.0
+        assert bad == 400
+        assert_error(error, "validation-error", "rate_limit_mode")
+
+
+# Faults.
+
+
+class TestFaults:
+    async def test_drop_connection(self, sandbox: Sandbox, api: Api) -> None:
+        # aiohttp's client quietly retries an idempotent request once when
+        # the server disconnects, so a GET must be dropped twice to fail.
+        fault = sandbox.faults.drop_connection("init", times=2)
+
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await api.call("GET", "/init")
+        status, _, _ = await api.call("GET", "/init")
+
+        assert status == 200
+        assert fault.fired == 2
+        assert [(r.fault, r.status) for r in sandbox.requests] == [
+            ("drop", None),
+            ("drop", None),
+            (None, 200),
+        ]
+        assert sandbox.faults.active == []
+
+    async def test_drop_connection_on_create(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.faults.drop_connection("create_ticket")
+
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await api.create(bug_report())
+        status, _ = await api.create(bug_report())
+
+        assert status == 201
+        assert len(sandbox.state.all_tickets()) == 1
+        assert [r.status for r in sandbox.requests] == [None, 201]
+
+    @pytest.mark.parametrize(
+        ("status", "code"),
+        [
+            (500, "internal-error"),
+            (502, "bad-gateway"),
+            (503, "service-unavailable"),
+            (504, "gateway-timeout"),
+        ],
+    )
+    async def test_error_status(
+        self, sandbox: Sandbox, api: Api, status: int, code: str
+    ) -> None:
+        sandbox.faults.error("init", status)
+
+        got, body, response = await api.call("GET", "/init")
+        again, _, _ = await api.call("GET", "/init")
+
+        assert got == status
+        assert_error(body, code)
+        assert "Retry-After" not in response.headers
+        assert again == 200
+        assert sandbox.requests[0].fault == "status"
+
+    async def test_503_with_retry_after(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.faults.error("create_ticket", 503, retry_after=7)
+
+        status, body = await api.create(bug_report())
+        _, _, response = await api.call("GET", "/init")
+
+        assert status == 503
+        assert_error(body, "service-unavailable")
+        assert sandbox.state.all_tickets() == []
+        assert response.status == 200
+        assert sandbox.requests[0].endpoint == "create_ticket"
+
+    async def test_retry_after_header_on_503(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.faults.error("init", 503, retry_after=7)
+
+        status, _, response = await api.call("GET", "/init")
+
+        assert status == 503
+        assert response.headers["Retry-After"] == "7"
+
+    async def test_times(self, sandbox: Sandbox, api: Api) -> None:
+        sandbox.faults.error("init", 500, times=2)
+
+        assert await statuses(api, "/init", 3) == [500, 500, 200]
+
+    async def test_until_cleared(self, sandbox: Sandbox, api: Api) -> None:
+        fault = sandbox.faults.error("*", 502, times=None)
+
+        broken = await statuses(api, "/init", 3)
+        article = await statuses(api, "/articles/getting-started", 2)
+        create, _ = await api.create(bug_report())
+        sandbox.faults.clear()
+        healed = await statuses(api, "/init", 1)
+
+        assert broken == [502] * 3
+        assert article == [502] * 2
+        assert create == 502
+        assert fault.fired == 6
+        assert healed == [200]
+
+    async def test_clear_one_endpoint(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.faults.error("init", times=None)
+        sandbox.faults.error("article", times=None)
+        sandbox.faults.clear("init")
+
+        init = await statuses(api, "/init", 1)
+        article = await statuses(api, "/articles/getting-started", 1)
+
+        assert init == [200]
+        assert article == [500]
+        assert [f.endpoint for f in sandbox.faults.active] == ["article"]
+
+    async def test_oldest_fault_fires_first(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.faults.error("init", 500)
+        sandbox.faults.error("*", 503)
+
+        got = await statuses(api, "/init", 3)
+
+        assert got == [500, 503, 200]
+
+    async def test_delay(
+        self, sandbox: Sandbox, http: aiohttp.ClientSession
+    ) -> None:
+        sandbox.faults.delay("create_ticket", 0.5)
+        url = sandbox.api_url + "/tickets"
+        headers = {"X-Api-Key": sandbox.api_key}
+        quick = aiohttp.ClientTimeout(total=0.1)
+
+        with pytest.raises(asyncio.TimeoutError):
+            async with http.post(
+                url, json=bug_report(), headers=headers, timeout=quick
+            ):
+                pass
+        async with http.post(
+            url, json=bug_report(), headers=headers
+        ) as response:
+            status = response.status
+
+        # The slow request was handled before the answer was held back.
+        assert status == 201
+        assert len(sandbox.state.all_tickets()) == 2
+
+    async def test_malformed_json(self, sandbox: Sandbox, api: Api) -> None:
+        sandbox.faults.malformed_json("get_ticket")
+        token = await api.new_ticket()
+        url = sandbox.api_url + "/ticket"
+
+        async with api.session.get(
+            url, params={"token": token}, headers={"X-Api-Key": api.key}
+        ) as response:
+            raw = await response.read()
+
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        with pytest.raises(ValueError, match=r"Unterminated|Expecting"):
+            json.loads(raw)
+
+    async def test_html_error(self, sandbox: Sandbox, api: Api) -> None:
+        sandbox.faults.html_error("init")
+
+        async with api.session.get(
+            sandbox.api_url + "/init", headers={"X-Api-Key": api.key}
+        ) as response:
+            page = await response.text()
+
+        assert response.status == 502
+        assert response.content_type == "text/html"
+        assert "<html>" in page
+        assert "502 Bad Gateway" in page
+
+    @pytest.mark.parametrize("retry_after", [3, None])
+    async def test_rate_limited(
+        self, sandbox: Sandbox, api: Api, retry_after: int | None
+    ) -> None:
+        sandbox.faults.rate_limited("reply", retry_after=retry_after)
+        token = await api.new_ticket()
+
+        status, body, response = await api.call(
+            "POST",
+            "/ticket/messages",
+            params={"token": token},
+            json={"content": "hello"},
+        )
+
+        assert status == 429
+        assert_error(body, "rate-limit-exceeded")
+        assert response.headers.get("Retry-After") == (
+            None if retry_after is None else str(retry_after)
+        )
+
+    async def test_redirect(self, sandbox: Sandbox, api: Api) -> None:
+        target = "https://elsewhere.invalid/api/v1/public/support/init"
+        sandbox.faults.redirect("init", target, status=307)
+
+        status, body, response = await api.call(
+            "GET", "/init", allow_redirects=False
+        )
+
+        assert status == 307
+        assert body is None
+        assert response.headers["Location"] == target
+
+    async def test_faults_cost_no_rate_budget(
+        self, sandbox: Sandbox, api: Api
+    ) -> None:
+        sandbox.rate_limiter.set_limit("init", 2)
+        sandbox.faults.error("init", 500, times=3)
+
+        got = await statuses(api, "/init", 6)
+
+        assert got == [500, 500, 500, 200, 200, 429]
+
+    async def test_jitter(self, sandbox: Sandbox, api: Api) -> None:
+        sandbox.faults.set_jitter(1, 4)
+        draws = [sandbox.faults.jitter_seconds() for _ in range(50)]
+
+        got = await statuses(api, "/init", 5)
+
+        assert got == [200] * 5
+        assert all(0.001 <= draw <= 0.004 for draw in draws)
+        sandbox.faults.clear_jitter()
+        assert sandbox.faults.jitter is None
+        assert sandbox.faults.jitter_seconds() == 0.0
+
+    def test_validation(self) -> None:
+        faults = FaultInjector()
+
+        with pytest.raises(ValueError, match="unknown fault kind"):
+            faults.add("explode")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="unknown endpoint"):
+            faults.error("tickets")
+        with pytest.raises(ValueError, match="times"):
+            faults.error("init", times=0)
+        with pytest.raises(ValueError, match="between 400 and 599"):
+            faults.error("init", 200)
+        with pytest.raises(ValueError, match="redirect status"):
+            faults.redirect("init", "/x", status=200)
+        with pytest.raises(ValueError, match="location"):
+            faults.add("redirect", "init")
+        with pytest.raises(ValueError, match="negative"):
+            faults.delay("init", -1)
+        with pytest.raises(ValueError, match="min_ms"):
+            faults.set_jitter(5, 1)
+        assert faults.active == []
+
+    async def test_control_endpoints(self, sandbox: Sandbox, api: Api) -> None:
+        spec = {
+            "kind": "status",
+            "endpoint": "init",
+            "status": 503,
+            "retry_after": 2,
+            "times": 2,
+        }
+        added = await api.call(
+            "POST", "/_sandbox/faults", admin=True, json=spec
+        )
+        _, listed, _ = await api.call("GET", "/_sandbox/faults", admin=True)
+        status, _, response = await api.call("GET", "/init")
+        jitter = await api.call(
+            "PUT",
+            "/_sandbox/faults/jitter",
+            admin=True,
+            json={"min_ms": 0, "max_ms": 1},
+        )
+        cleared = await api.call("DELETE", "/_sandbox/faults", admin=True)
+        no_jitter = await api.call(
+            "DELETE", "/_sandbox/faults/jitter", admin=True
+        )
+        healed = await statuses(api, "/init", 1)
+        bad_kind = await api.call(
+            "POST", "/_sandbox/faults", admin=True, json={"kind": "boom"}
+        )
+        bad_field = await api.call(
+            "POST",
+            "/_sandbox/faults",
+            admin=True,
+            json={"kind": "drop", "when": "now"},
+        )
+
+        assert added[0] == 201
+        assert added[1]["data"]["status"] == 503
+        (fault,) = listed["data"]["faults"]
+        assert fault["kind"] == "status"
+        assert fault["times"] == 2
+        assert status == 503
+        assert response.headers["Retry-After"] == "2"
+        assert jitter[1]["data"]["jitter"] == {"min_ms": 0, "max_ms": 1}
+        assert cleared[1]["data"]["faults"] == []
+        assert no_jitter[1]["data"]["jitter"] is None
+        assert healed == [200]
+        assert bad_kind[0] == bad_field[0] == 400
+        assert_error(bad_kind[1], "validation-error", "boom")
+        assert_error(bad_field[1], "validation-error", "when")
+
+    async def test_reset_disarms(self, sandbox: Sandbox, api: Api) -> None:
+        sandbox.faults.error("*", times=None)
+        sandbox.rate_limiter.set_limit("init", 1)
+        sandbox.faults.clear()
+        await api.call("GET", "/init")
+        sandbox.faults.error("*", times=None)
+
+        sandbox.state.reset()
+
+        assert sandbox.faults.active == []
+        assert await statuses(api, "/init", 1) == [200]
+
+
 # The standalone module and the pytest plugin.
 
 
@@ -1489,6 +2108,8 @@ class TestStandalone:
             "vk_cli",
             "--time-scale",
             "60",
+            "--rate-limit-mode",
+            "fixed",
             stdout=asyncio.subprocess.PIPE,
             env=_env(),
         )
@@ -1515,6 +2136,11 @@ class TestStandalone:
                 headers=headers,
             ) as response:
                 assert response.status == 200
+            async with http.get(
+                base_url + "/_sandbox/rate-limits"
+            ) as response:
+                config = await response.json()
+            assert config["data"]["mode"] == "fixed"
         finally:
             process.send_signal(signal.SIGTERM)
             rest = await asyncio.wait_for(process.stdout.read(), 20)
@@ -1538,10 +2164,13 @@ async def test_default(vicket_sandbox):
     assert vicket_sandbox.state.shape == "vendor"
 
 
-@pytest.mark.vicket_sandbox(shape="integration", time_scale=60)
+@pytest.mark.vicket_sandbox(
+    shape="integration", time_scale=60, rate_limit_mode=None
+)
 async def test_marker(vicket_sandbox):
     assert vicket_sandbox.state.shape == "integration"
     assert vicket_sandbox.clock.time_scale == 60
+    assert vicket_sandbox.rate_limiter.mode is None
 
 
 @pytest.mark.vicket_sandbox(shape="integration", time_scale=2)

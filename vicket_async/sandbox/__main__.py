@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ._ratelimit import RATE_LIMIT_MODES
 from ._records import Email
 from ._seed import DEMO_API_KEY
 from ._server import Sandbox
@@ -64,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of sandbox time a ticket link works",
     )
     parser.add_argument(
+        "--rate-limit-mode",
+        choices=(*RATE_LIMIT_MODES, "off"),
+        default="rolling",
+        help="how rate limits are counted; 'off' disables them",
+    )
+    parser.add_argument(
+        "--no-retry-after",
+        action="store_true",
+        help="leave the Retry-After header out of 429 answers",
+    )
+    parser.add_argument(
         "--email-limit",
         type=int,
         default=20,
@@ -90,6 +102,10 @@ async def _serve(args: argparse.Namespace) -> None:
         time_scale=args.time_scale,
         token_ttl=args.token_ttl,
         email_limit=args.email_limit,
+        rate_limit_mode=(
+            None if args.rate_limit_mode == "off" else args.rate_limit_mode
+        ),
+        retry_after_header=not args.no_retry_after,
     )
     async with sandbox:
         sandbox.state.email_listeners.append(_print_email)

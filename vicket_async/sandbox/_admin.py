@@ -10,12 +10,13 @@ another process.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
 
 from ._clock import format_timestamp
+from ._faults import FaultKind
 from ._records import Attachment, Email, RequestRecord, Ticket
 from ._render import FILES_PATH, render_ticket_admin
 from ._web import STATE_KEY, ApiError, envelope_response
@@ -46,6 +47,14 @@ def add_admin_routes(app: web.Application) -> None:
     router.add_delete(f"{p}/requests", _clear_requests)
     router.add_get(f"{p}/clock", _clock)
     router.add_post(f"{p}/clock/advance", _advance_clock)
+    router.add_get(f"{p}/faults", _faults)
+    router.add_post(f"{p}/faults", _add_fault)
+    router.add_delete(f"{p}/faults", _clear_faults)
+    router.add_put(f"{p}/faults/jitter", _set_jitter)
+    router.add_delete(f"{p}/faults/jitter", _clear_jitter)
+    router.add_get(f"{p}/rate-limits", _rate_limits)
+    router.add_put(f"{p}/rate-limits", _configure_rate_limits)
+    router.add_post(f"{p}/rate-limits/reset", _reset_rate_limits)
     router.add_get(f"{FILES_PATH}/{{file_id}}", _file)
     router.add_get(f"{p}/view", _view)
 
@@ -267,6 +276,116 @@ async def _advance_clock(request: web.Request) -> web.StreamResponse:
     clock.advance(float(seconds))
 
     return envelope_response({"now": clock.isoformat(), "epoch": clock.now()})
+
+
+def _faults_json(request: web.Request) -> dict[str, Any]:
+    faults = request.app[STATE_KEY].faults
+    jitter = faults.jitter
+
+    return {
+        "faults": [fault.to_json() for fault in faults.active],
+        "jitter": None
+        if jitter is None
+        else {"min_ms": jitter[0], "max_ms": jitter[1]},
+    }
+
+
+async def _faults(request: web.Request) -> web.StreamResponse:
+    return envelope_response(_faults_json(request))
+
+
+async def _add_fault(request: web.Request) -> web.StreamResponse:
+    faults = request.app[STATE_KEY].faults
+    body = await json_body(request)
+    unknown = set(body) - _FAULT_FIELDS
+    if unknown:
+        msg = f"Unknown fault fields: {', '.join(sorted(unknown))}"
+        raise ApiError(400, "validation-error", msg)
+    try:
+        fault = faults.add(
+            # add() checks the kind; the cast only informs the type checker.
+            cast("FaultKind", body.get("kind")),
+            body.get("endpoint", "*"),
+            times=body.get("times", 1),
+            status=body.get("status"),
+            delay=float(body.get("delay", 0.0)),
+            retry_after=body.get("retry_after"),
+            location=body.get("location"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "validation-error", str(exc)) from None
+
+    return envelope_response(fault.to_json(), status=201)
+
+
+_FAULT_FIELDS = frozenset(
+    {
+        "kind",
+        "endpoint",
+        "times",
+        "status",
+        "delay",
+        "retry_after",
+        "location",
+    }
+)
+
+
+async def _clear_faults(request: web.Request) -> web.StreamResponse:
+    request.app[STATE_KEY].faults.clear(request.query.get("endpoint"))
+
+    return envelope_response(_faults_json(request))
+
+
+async def _set_jitter(request: web.Request) -> web.StreamResponse:
+    faults = request.app[STATE_KEY].faults
+    body = await json_body(request)
+    try:
+        faults.set_jitter(
+            float(body.get("min_ms", 0)), float(body.get("max_ms", 0))
+        )
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "validation-error", str(exc)) from None
+
+    return envelope_response(_faults_json(request))
+
+
+async def _clear_jitter(request: web.Request) -> web.StreamResponse:
+    request.app[STATE_KEY].faults.clear_jitter()
+
+    return envelope_response(_faults_json(request))
+
+
+async def _rate_limits(request: web.Request) -> web.StreamResponse:
+    return envelope_response(request.app[STATE_KEY].rate_limiter.describe())
+
+
+async def _configure_rate_limits(request: web.Request) -> web.StreamResponse:
+    limiter = request.app[STATE_KEY].rate_limiter
+    body = await json_body(request)
+    try:
+        if "mode" in body:
+            mode = body["mode"]
+            limiter.mode = None if mode in (None, "off") else mode
+        if "period" in body:
+            limiter.period = float(body["period"])
+        for endpoint, limit in dict(body.get("limits") or {}).items():
+            limiter.set_limit(endpoint, limit)
+        if "retry_after_header" in body:
+            limiter.retry_after_header = bool(body["retry_after_header"])
+        if "count_rejected" in body:
+            limiter.count_rejected = bool(body["count_rejected"])
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "validation-error", str(exc)) from None
+
+    return envelope_response(limiter.describe())
+
+
+async def _reset_rate_limits(request: web.Request) -> web.StreamResponse:
+    limiter = request.app[STATE_KEY].rate_limiter
+    limiter.reset()
+
+    return envelope_response(limiter.describe())
 
 
 async def _file(request: web.Request) -> web.StreamResponse:

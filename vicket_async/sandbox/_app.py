@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import http
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -11,6 +14,9 @@ import orjson
 from aiohttp import web
 
 from ._admin import ADMIN_PREFIX, add_admin_routes
+from ._endpoints import API_PREFIX, ENDPOINTS
+from ._faults import Fault
+from ._ratelimit import RateDecision
 from ._records import Attachment, RequestRecord, Ticket, Website
 from ._render import (
     render_article,
@@ -26,13 +32,11 @@ from ._web import STATE_KEY, ApiError, envelope_response
 
 __all__ = ["API_PREFIX", "ENDPOINTS", "make_app"]
 
-API_PREFIX = "/api/v1/public/support"
-ENDPOINTS = ("init", "create_ticket", "get_ticket", "reply", "article")
-
 log = logging.getLogger("vicket_async.sandbox")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _WEBSITE = web.RequestKey("vicket_sandbox_website", Website)
+_FAULT = web.RequestKey("vicket_sandbox_fault", str)
 _JSON_TYPES = ("application/json",)
 _MULTIPART = "multipart/form-data"
 _FILES_FIELD = re.compile(r"files\[([^\[\]]+)\]")
@@ -57,7 +61,9 @@ def make_app(state: SandboxState | None = None) -> web.Application:
     if state is None:
         state = SandboxState()
         state.add_website(demo_website())
-    app = web.Application(middlewares=[_record, _envelope, _gate])
+    app = web.Application(
+        middlewares=[_record, _inject_faults, _envelope, _gate]
+    )
     app[STATE_KEY] = state
     router = app.router
     router.add_get(f"{API_PREFIX}/init", _init, name="init")
@@ -81,6 +87,7 @@ async def _record(
     if request.path.startswith(ADMIN_PREFIX + "/"):
         return await handler(request)
     state = request.app[STATE_KEY]
+    arrived = state.clock.now()
     status: int | None = None
     try:
         response = await handler(request)
@@ -89,19 +96,42 @@ async def _record(
         status = exc.status
         raise
     finally:
+        fault = request.get(_FAULT)
         state.record_request(
             RequestRecord(
                 method=request.method,
                 path=request.path,
                 query=dict(request.query),
                 headers=request.headers,
-                status=status,
-                time=state.clock.now(),
+                status=None if fault == "drop" else status,
+                time=arrived,
                 endpoint=_endpoint(request),
+                fault=fault,
             )
         )
 
     return response
+
+
+@web.middleware
+async def _inject_faults(
+    request: web.Request, handler: _Handler
+) -> web.StreamResponse:
+    """Apply latency jitter and the first armed fault for the endpoint."""
+    endpoint = _endpoint(request)
+    if endpoint is None:
+        return await handler(request)
+    faults = request.app[STATE_KEY].faults
+    pause = faults.jitter_seconds()
+    if pause:
+        await asyncio.sleep(pause)
+    fault = faults.take(endpoint)
+    if fault is None:
+        return await handler(request)
+    request[_FAULT] = fault.kind
+    log.debug("Injecting fault %s on %s", fault.kind, endpoint)
+
+    return await _apply_fault(fault, request, handler)
 
 
 @web.middleware
@@ -142,8 +172,9 @@ async def _envelope(
 
 @web.middleware
 async def _gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Check the API key of requests to the API's endpoints."""
-    if _endpoint(request) is None:
+    """Check the API key, then the rate limit, of API requests."""
+    endpoint = _endpoint(request)
+    if endpoint is None:
         return await handler(request)
     state = request.app[STATE_KEY]
     website = state.website_for_key(request.headers.get("X-Api-Key"))
@@ -151,8 +182,28 @@ async def _gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
         msg = "The X-Api-Key header is missing or holds an unknown key"
         raise ApiError(401, "invalid-api-key", msg)
     request[_WEBSITE] = website
+    decision = state.rate_limiter.hit(
+        website.api_key, endpoint, state.clock.now()
+    )
+    if decision is None:
+        return await handler(request)
+    headers = _rate_headers(state, decision)
+    if not decision.allowed:
+        period = state.rate_limiter.period
+        per = "minute" if period == 60 else f"{period:g} seconds"
+        msg = (
+            f"Too many requests to {endpoint}: the limit is "
+            f"{decision.limit} per {per}"
+        )
+        raise ApiError(429, "rate-limit-exceeded", msg, headers=headers)
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        exc.headers.update(headers)
+        raise
+    response.headers.update(headers)
 
-    return await handler(request)
+    return response
 
 
 # The five endpoints.
@@ -195,7 +246,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     if receipt.email_limit_reached:
         warning = (
             "Your ticket was created, but you reached the limit of emails "
-            "we send per hour, so no email with its link was sent"
+            "we send you for now, so no email with its link was sent"
         )
 
     return envelope_response(
@@ -247,6 +298,102 @@ async def _article(request: web.Request) -> web.StreamResponse:
 
 
 # Helpers.
+
+
+def _real_seconds(state: SandboxState, sandbox_seconds: float) -> int:
+    """A sandbox duration as whole real seconds, rounded up."""
+    real = state.clock.to_real(sandbox_seconds)
+
+    # The slack keeps float noise such as 1.0000000002 from becoming 2.
+    return max(0, math.ceil(real - 1e-6))
+
+
+def _rate_headers(
+    state: SandboxState, decision: RateDecision
+) -> dict[str, str]:
+    headers = {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(_real_seconds(state, decision.reset_after)),
+    }
+    if not decision.allowed and state.rate_limiter.retry_after_header:
+        wait = _real_seconds(state, decision.retry_after)
+        headers["Retry-After"] = str(max(1, wait))
+
+    return headers
+
+
+# Fault answers.
+
+
+_STATUS_CODES = {
+    500: "internal-error",
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
+_TRUNCATED_JSON = b'{"success": true, "data": {"id": "tick_'
+_HTML_PAGE = """<!DOCTYPE html>
+<html>
+<head><title>{status} {reason}</title></head>
+<body>
+<center><h1>{status} {reason}</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+"""
+
+
+async def _apply_fault(
+    fault: Fault, request: web.Request, handler: _Handler
+) -> web.StreamResponse:
+    """Answer (or not) the way *fault* says."""
+    status = fault.status or 500
+    if fault.kind == "drop":
+        if request.transport is not None:
+            request.transport.close()
+        # aiohttp notices the closed transport when it writes this and
+        # drops it quietly.
+        return web.Response(status=204)
+    if fault.kind == "delay":
+        response = await handler(request)
+        await asyncio.sleep(fault.delay)
+
+        return response
+    if fault.kind == "malformed_json":
+        return web.Response(
+            body=_TRUNCATED_JSON,
+            status=status,
+            content_type="application/json",
+        )
+    if fault.kind == "html_error":
+        reason = _reason(status)
+        page = _HTML_PAGE.format(status=status, reason=reason)
+
+        return web.Response(text=page, status=status, content_type="text/html")
+    if fault.kind == "redirect":
+        location = fault.location or "/"
+
+        return web.Response(status=status, headers={"Location": location})
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    if fault.kind == "rate_limited":
+        msg = "Too many requests: slow down"
+        error = ApiError(429, "rate-limit-exceeded", msg, headers=headers)
+    else:
+        code = _STATUS_CODES.get(status, "injected-error")
+        msg = f"The service failed to answer ({status} {_reason(status)})"
+        error = ApiError(status, code, msg, headers=headers)
+
+    return error.to_response()
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _endpoint(request: web.Request) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 
@@ -9,6 +10,8 @@ from aiohttp import web
 
 from ._app import API_PREFIX, make_app
 from ._clock import SandboxClock
+from ._faults import FaultInjector
+from ._ratelimit import RateLimiter, RateLimitMode
 from ._records import Email, RequestRecord
 from ._seed import DEMO_API_KEY, demo_website
 from ._state import DEFAULT_LINK_TEMPLATE, MIB, SandboxState, Shape
@@ -44,6 +47,15 @@ class Sandbox:
             served back; larger ones are only hashed.
         link_template: How emailed links are written, with ``{origin}``
             and ``{token}`` placeholders.
+        rate_limit_mode: ``"rolling"``, ``"fixed"``, ``"token_bucket"``,
+            ``"sliding_counter"``, or ``None`` for no rate limits.
+        rate_limits: Per-endpoint overrides of the documented limits
+            (requests per period; ``None`` for unlimited), keyed by
+            endpoint name such as ``"init"`` or ``"create_ticket"``.
+        rate_limit_period: The rate-limit window in sandbox seconds.
+        retry_after_header: Whether a 429 carries ``Retry-After``.
+        count_rejected: Whether refused requests count against the rate
+            limit too.
         seed: Whether to seed the demo website.
         state: Serve this state instead of building one; the arguments
             above that configure the state are then ignored.
@@ -63,6 +75,11 @@ class Sandbox:
         email_window: float = 3600.0,
         keep_file_bytes: int = MIB,
         link_template: str = DEFAULT_LINK_TEMPLATE,
+        rate_limit_mode: RateLimitMode | None = "rolling",
+        rate_limits: Mapping[str, int | None] | None = None,
+        rate_limit_period: float = 60.0,
+        retry_after_header: bool = True,
+        count_rejected: bool = False,
         seed: bool = True,
         state: SandboxState | None = None,
     ) -> None:
@@ -76,6 +93,13 @@ class Sandbox:
                 email_window=email_window,
                 keep_file_bytes=keep_file_bytes,
                 link_template=link_template,
+                rate_limiter=RateLimiter(
+                    mode=rate_limit_mode,
+                    limits=rate_limits,
+                    period=rate_limit_period,
+                    retry_after_header=retry_after_header,
+                    count_rejected=count_rejected,
+                ),
             )
             if seed:
                 state.add_website(demo_website(api_key))
@@ -168,6 +192,16 @@ class Sandbox:
     def clock(self) -> SandboxClock:
         """The sandbox clock."""
         return self._state.clock
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The fault injector: arm faults here, clear them here."""
+        return self._state.faults
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The rate limiter, whose mode and limits can change any time."""
+        return self._state.rate_limiter
 
     @property
     def outbox(self) -> list[Email]:

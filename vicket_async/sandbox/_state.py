@@ -10,6 +10,8 @@ from typing import Literal
 import attrs
 
 from ._clock import SandboxClock
+from ._faults import FaultInjector
+from ._ratelimit import RateLimiter
 from ._records import (
     AccessToken,
     Answer,
@@ -67,7 +69,8 @@ class SandboxState:
     and write, the state keeps the outbox (emails that would have been
     sent) and a log of every request that reached the API, and it offers
     the actions a support agent would take: reply, post a system message,
-    change status or priority, expire a link.
+    change status or priority, expire a link.  It also holds the sandbox
+    clock, the rate limiter and the armed faults.
     """
 
     def __init__(
@@ -82,8 +85,14 @@ class SandboxState:
         keep_file_bytes: int = MIB,
         link_template: str = DEFAULT_LINK_TEMPLATE,
         agent_name: str = "Sam from Support",
+        rate_limiter: RateLimiter | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.clock = clock if clock is not None else SandboxClock()
+        self.rate_limiter = (
+            rate_limiter if rate_limiter is not None else RateLimiter()
+        )
+        self.faults = faults if faults is not None else FaultInjector()
         self.shape = shape
         self.sparse_init = sparse_init
         self.token_ttl = token_ttl
@@ -374,7 +383,15 @@ class SandboxState:
         return attachment
 
     def reset(self) -> None:
-        """Forget tickets, tokens, files, emails and requests."""
+        """
+        Start afresh, keeping only the websites and the settings.
+
+        Tickets, tokens, files, emails, the request log, rate-limit counts
+        and armed faults are all forgotten.
+        """
+        self.rate_limiter.reset()
+        self.faults.clear()
+        self.faults.clear_jitter()
         self.tickets.clear()
         self.tokens.clear()
         self.files.clear()
