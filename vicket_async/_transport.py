@@ -212,6 +212,9 @@ class Transport:
                     allow_redirects=False,
                     trace_request_ctx={"attempt": attempt},
                 ) as response:
+                    # An answer proves the request went out, also where no
+                    # trace told us so.
+                    await attempt.went_out()
                     status = response.status
                     location = response.headers.get("Location")
                     if status in _REDIRECTS and location:

@@ -136,8 +136,14 @@ class SlidingLog:
         return Mode.PACE if pacing else Mode.BURST
 
     def _forget(self, now: float) -> None:
-        cutoff = now - self.limit.window
-        drop = bisect.bisect_right(self._stamps, (cutoff, float("inf")))
+        # Compare ages, never sums: `now - stamp >= window` is the one test
+        # used everywhere, so float rounding cannot make two answers differ.
+        window = self.limit.window
+        drop = 0
+        for stamp, _ in self._stamps:
+            if now - stamp < window:
+                break
+            drop += 1
         if drop:
             del self._stamps[:drop]
 
@@ -149,15 +155,16 @@ class SlidingLog:
         pace with a limiter of their own.
         """
         self._forget(now)
-        ready = self._paused_until
+        wait = self._paused_until - now
         calls = self.limit.calls
         if len(self._stamps) >= calls:
             # The oldest of the newest `calls` stamps must leave the window.
-            ready = max(ready, self._stamps[-calls][0] + self.limit.window)
+            age = now - self._stamps[-calls][0]
+            wait = max(wait, self.limit.window - age)
         if pace and self.mode(now) is Mode.PACE:
-            ready = max(ready, self._last + self.limit.interval)
+            wait = max(wait, self.limit.interval - (now - self._last))
 
-        return max(0.0, ready - now)
+        return max(0.0, wait)
 
     def take(self, now: float) -> int:
         """
