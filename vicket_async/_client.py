@@ -7,7 +7,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -16,6 +16,7 @@ import attrs
 from multidict import CIMultiDictProxy
 
 from ._budgets import Budget, budget_key, shared_budget
+from ._cache import TTLCache, cache_for
 from ._events import EventHook, RateLimited, RetryScheduled, emit
 from ._models import (
     Article,
@@ -100,6 +101,11 @@ class VicketClient:
         allow_insecure_http: allow ``http://`` to hosts other than loopback.
         strict: reject answers with fields this SDK does not know, for
             testing a contract against the API.
+        cache_ttl: seconds that `init` and `get_article` answers are
+            reused; None or 0 turns the cache off.
+        stale_for: seconds past ``cache_ttl`` that the last good answer is
+            still served while refreshes fail or are rate limited.
+        cache_size: how many articles the cache keeps.
 
     Raises:
         ConfigurationError: no API key, or an unusable ``base_url``.
@@ -118,6 +124,9 @@ class VicketClient:
         on_event: EventHook | None = None,
         allow_insecure_http: bool = False,
         strict: bool = False,
+        cache_ttl: float | None = 60.0,
+        stale_for: float = 300.0,
+        cache_size: int = 256,
     ) -> None:
         key = api_key or os.environ.get("VICKET_API_KEY", "")
         if not key.strip():
@@ -153,6 +162,17 @@ class VicketClient:
         self._strict = strict
         self._loop: asyncio.AbstractEventLoop | None = None
         self._templates: dict[str, Template] = {}
+        self._init_cache: TTLCache[str, Response[SupportPage]] | None = (
+            cache_for(cache_ttl, stale_for, max_entries=1, name="init")
+        )
+        self._article_cache: TTLCache[str, Response[Article]] | None = (
+            cache_for(
+                cache_ttl,
+                stale_for,
+                max_entries=cache_size,
+                name="get_article",
+            )
+        )
         self.with_response = ResponseMethods(self)
 
     def __repr__(self) -> str:
@@ -181,6 +201,12 @@ class VicketClient:
         self._bind_loop()
         await self._transport.aclose()
 
+    def clear_cache(self) -> None:
+        """Forget cached `init` and article answers; the next reads ask."""
+        for cache in (self._init_cache, self._article_cache):
+            if cache is not None:
+                cache.clear()
+
     async def budget_status(self) -> dict[str, BudgetStatus]:
         """
         Each budgeted endpoint's state: calls left, next free slot, pause.
@@ -199,9 +225,20 @@ class VicketClient:
     # The endpoints. Each returns the decoded data; `with_response` has the
     # same methods returning a `Response` with the status and headers too.
 
-    async def init(self, *, deadline: float | None = None) -> SupportPage:
-        """Load the website's name, ticket templates, articles and FAQs."""
-        return (await self.with_response.init(deadline=deadline)).data
+    async def init(
+        self, *, fresh: bool = False, deadline: float | None = None
+    ) -> SupportPage:
+        """
+        Load the website's name, ticket templates, articles and FAQs.
+
+        The answer is cached for ``cache_ttl`` seconds; ``fresh=True`` asks
+        the API again.
+        """
+        response = await self.with_response.init(
+            fresh=fresh, deadline=deadline
+        )
+
+        return response.data
 
     async def create_ticket(
         self,
@@ -265,12 +302,14 @@ class VicketClient:
         return response.data
 
     async def get_article(
-        self, slug: str, *, deadline: float | None = None
+        self, slug: str, *, fresh: bool = False, deadline: float | None = None
     ) -> Article:
-        """Read one published article by its slug."""
-        return (
-            await self.with_response.get_article(slug, deadline=deadline)
-        ).data
+        """Read one published article by its slug, cached like `init`."""
+        response = await self.with_response.get_article(
+            slug, fresh=fresh, deadline=deadline
+        )
+
+        return response.data
 
     # Implementation.
 
@@ -549,15 +588,26 @@ class ResponseMethods:
         self._client = client
 
     async def init(
-        self, *, deadline: float | None = None
+        self, *, fresh: bool = False, deadline: float | None = None
     ) -> Response[SupportPage]:
         client = self._client
-        response = await client._call(
-            Endpoint.INIT, SupportPage, deadline=deadline
-        )
-        client._remember_templates(response.data)
 
-        return response
+        async def fetch() -> Response[SupportPage]:
+            response = await client._call(
+                Endpoint.INIT, SupportPage, deadline=deadline
+            )
+            client._remember_templates(response.data)
+
+            return response
+
+        # A cached answer must not let the client slip into another loop.
+        client._bind_loop()
+        if client._init_cache is None:
+            return await fetch()
+
+        return await client._init_cache.get(
+            "init", fetch, fresh=fresh, deadline=deadline
+        )
 
     async def create_ticket(
         self,
@@ -604,14 +654,24 @@ class ResponseMethods:
         )
 
     async def get_article(
-        self, slug: str, *, deadline: float | None = None
+        self, slug: str, *, fresh: bool = False, deadline: float | None = None
     ) -> Response[Article]:
         if not isinstance(slug, str) or not slug.strip():
             problem = AnswerProblem("slug", "the slug is empty")
             raise AnswerValidationError(
                 [problem], endpoint=Endpoint.GET_ARTICLE
             )
+        client = self._client
 
-        return await self._client._call(
-            Endpoint.GET_ARTICLE, Article, slug=slug, deadline=deadline
+        def fetch() -> Awaitable[Response[Article]]:
+            return client._call(
+                Endpoint.GET_ARTICLE, Article, slug=slug, deadline=deadline
+            )
+
+        client._bind_loop()
+        if client._article_cache is None:
+            return await fetch()
+
+        return await client._article_cache.get(
+            slug, fetch, fresh=fresh, deadline=deadline
         )
