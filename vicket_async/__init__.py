@@ -31,6 +31,7 @@ from ._models import (
 )
 from ._protocol.budget import BudgetStatus, Mode, RateLimit
 from ._protocol.retries import RetryPolicy
+from ._redis_budget import BudgetStoreError, RedisBudgetStore
 from ._transport import Timeouts
 from ._uploads import FileUpload
 from ._version import __version__
@@ -66,6 +67,7 @@ __all__ = [
     "AuthorType",
     "BadRequestError",
     "BudgetStatus",
+    "BudgetStoreError",
     "BudgetWaited",
     "ClientStateError",
     "ConfigurationError",
@@ -82,6 +84,7 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimited",
+    "RedisBudgetStore",
     "Response",
     "ResponseMethods",
     "RetryPolicy",

@@ -34,6 +34,7 @@ from .exceptions import RateLimitError
 
 __all__ = [
     "Budget",
+    "BudgetStore",
     "Grant",
     "Ledger",
     "LocalLedger",
@@ -280,22 +281,35 @@ def budget_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:24]
 
 
+class BudgetStore(Protocol):
+    """Where budgets live when they are shared beyond this process."""
+
+    def ledger(
+        self, owner: str, endpoint: Endpoint, limit: RateLimit
+    ) -> Ledger: ...
+
+    async def aclose(self) -> None: ...
+
+
 def shared_budget(
-    origin: tuple[str, str, int],
-    api_key: str,
+    owner: str,
     endpoint: Endpoint,
     limit: RateLimit,
+    *,
+    store: BudgetStore | None = None,
     make_ledger: Callable[[], Ledger] | None = None,
 ) -> Budget:
     """
-    The budget every client of this event loop shares for one key.
+    The budget every client of this event loop shares for one owner.
 
+    ``owner`` names the website: a hash of the origin and the API key.
     Budgets are per event loop, because their waiters belong to one; clients
-    in other threads or loops keep budgets of their own.
+    in other threads or loops keep lines of their own (and, without a shared
+    store, logs of their own).
     """
     loop = asyncio.get_running_loop()
     budgets = _BUDGETS.setdefault(loop, {})
-    key = (origin, budget_key(api_key), endpoint.value, limit)
+    key = (owner, endpoint.value, limit, id(store) if store else None)
     budget = budgets.get(key)
     if budget is None:
         ledger = make_ledger() if make_ledger else LocalLedger(limit)

@@ -15,7 +15,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDictProxy
 
-from ._budgets import Budget, budget_key, shared_budget
+from ._budgets import Budget, BudgetStore, budget_key, shared_budget
 from ._cache import TTLCache, cache_for
 from ._events import EventHook, RateLimited, RetryScheduled, emit
 from ._models import (
@@ -34,7 +34,6 @@ from ._protocol.endpoints import (
     Endpoint,
     build_url,
     check_base_url,
-    origin_of,
     redact_url,
 )
 from ._protocol.responses import excerpt, read_envelope
@@ -98,6 +97,9 @@ class VicketClient:
             ``deadline=`` for one call.
         on_event: called with each `BudgetWaited`, `RetryScheduled`,
             `RateLimited` and `ModeChanged` event as it happens.
+        budget_store: where rate budgets live; by default in this process.
+            A `RedisBudgetStore` shares them between processes and hosts;
+            ``VICKET_REDIS_URL`` makes one when this is not given.
         allow_insecure_http: allow ``http://`` to hosts other than loopback.
         strict: reject answers with fields this SDK does not know, for
             testing a contract against the API.
@@ -122,6 +124,7 @@ class VicketClient:
         retry: RetryPolicy = _DEFAULT_RETRY,
         deadline: float | None = None,
         on_event: EventHook | None = None,
+        budget_store: BudgetStore | None = None,
         allow_insecure_http: bool = False,
         strict: bool = False,
         cache_ttl: float | None = 60.0,
@@ -154,8 +157,14 @@ class VicketClient:
             user_agent=f"vicket-async/{__version__}",
         )
         self._limits = _merge_limits(rate_limits)
-        self._budget_id = budget_key(key.strip())
-        self._origin = origin_of(self._base_url)
+        # The budget's name: a hash of the origin and the key, never the key.
+        self._budget_id = budget_key(f"{self._base_url} {key.strip()}")
+        self._owns_store = budget_store is None
+        if budget_store is None and os.environ.get("VICKET_REDIS_URL"):
+            from ._redis_budget import RedisBudgetStore
+
+            budget_store = RedisBudgetStore(os.environ["VICKET_REDIS_URL"])
+        self._store = budget_store
         self._retry = retry
         self._deadline = deadline
         self._on_event = on_event
@@ -200,6 +209,8 @@ class VicketClient:
             return
         self._bind_loop()
         await self._transport.aclose()
+        if self._owns_store and self._store is not None:
+            await self._store.aclose()
 
     def clear_cache(self) -> None:
         """Forget cached `init` and article answers; the next reads ask."""
@@ -366,7 +377,17 @@ class VicketClient:
         if limit is None:
             return None
 
-        return shared_budget(self._origin, self._budget_id, endpoint, limit)
+        store = self._store
+        if store is None:
+            return shared_budget(self._budget_id, endpoint, limit)
+
+        return shared_budget(
+            self._budget_id,
+            endpoint,
+            limit,
+            store=store,
+            make_ledger=lambda: store.ledger(self._budget_id, endpoint, limit),
+        )
 
     async def _call(
         self,
