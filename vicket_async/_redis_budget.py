@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import weakref
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -180,7 +181,11 @@ class RedisLedger:
         await self._run("give_back", slot)
 
     async def mark_sent(self, slot: int) -> None:
-        await self._run("sent", slot)
+        # Sent in the background: the request must not wait a round trip
+        # for it. The slot already counts from when it was granted; moving
+        # its stamp later matters only when it nears the window's end, long
+        # after this lands.
+        self._store.in_background(self._run("sent", slot))
 
     async def pause(self, seconds: float) -> None:
         await self._run("pause", _micro(seconds))
@@ -363,6 +368,7 @@ class RedisBudgetStore:
         self.prefix = prefix
         self.timeout = timeout
         self.probe_interval = probe_interval
+        self._pending: set[asyncio.Task[object]] = set()
         self._away_since: float | None = None
         self._next_probe = 0.0
         self._came_back = False
@@ -455,8 +461,23 @@ class RedisBudgetStore:
 
         return True
 
+    def in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` without waiting for it; failures are logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug(
+                "a background budget update failed: %r", task.exception()
+            )
+
     async def aclose(self) -> None:
         """Close the clients this store opened; a lent client stays open."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=self.timeout)
         for client in list(self._clients.values()):
             await client.aclose()
         self._clients.clear()

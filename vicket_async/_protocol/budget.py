@@ -119,7 +119,9 @@ class SlidingLog:
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
+        # Sorted (stamp, slot) pairs, and each slot's stamp to find it.
         self._stamps: list[tuple[float, int]] = []
+        self._where: dict[int, float] = {}
         self._ids = itertools.count()
         self._paused_until = float("-inf")
         self._pacing_until = float("-inf")
@@ -140,9 +142,10 @@ class SlidingLog:
         # used everywhere, so float rounding cannot make two answers differ.
         window = self.limit.window
         drop = 0
-        for stamp, _ in self._stamps:
+        for stamp, slot in self._stamps:
             if now - stamp < window:
                 break
+            del self._where[slot]
             drop += 1
         if drop:
             del self._stamps[:drop]
@@ -174,18 +177,23 @@ class SlidingLog:
         """
         slot = next(self._ids)
         bisect.insort(self._stamps, (now, slot))
+        self._where[slot] = now
         self._last = max(self._last, now)
 
         return slot
 
+    def _remove(self, slot: int) -> bool:
+        stamp = self._where.pop(slot, None)
+        if stamp is None:
+            return False
+        index = bisect.bisect_left(self._stamps, (stamp, slot))
+        del self._stamps[index]
+
+        return True
+
     def give_back(self, slot: int) -> bool:
         """Forget a slot whose request never went out."""
-        for index, (_, held) in enumerate(self._stamps):
-            if held == slot:
-                del self._stamps[index]
-                return True
-
-        return False
+        return self._remove(slot)
 
     def restamp(self, slot: int, now: float) -> None:
         """
@@ -193,13 +201,13 @@ class SlidingLog:
 
         Moving a stamp later only makes the log stricter.
         """
-        for index, (stamp, held) in enumerate(self._stamps):
-            if held == slot:
-                if now > stamp:
-                    del self._stamps[index]
-                    bisect.insort(self._stamps, (now, slot))
-                    self._last = max(self._last, now)
-                return
+        stamp = self._where.get(slot)
+        if stamp is None or now <= stamp:
+            return
+        self._remove(slot)
+        bisect.insort(self._stamps, (now, slot))
+        self._where[slot] = now
+        self._last = max(self._last, now)
 
     def pause(self, until: float) -> None:
         """Let no call out before ``until``."""
