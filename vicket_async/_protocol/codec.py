@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -34,6 +35,8 @@ from .._models import (
 )
 
 T = TypeVar("T")
+
+_MISSING: Any = object()
 
 __all__ = [
     "DecodeError",
@@ -99,32 +102,45 @@ def _format_datetime(value: dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def _open_enum(enum_cls: type[Any]) -> Callable[[Any, type], Any]:
-    def structure(value: Any, _: type) -> Any:
+def _open_enum(enum_cls: type[enum.Enum]) -> Callable[[Any, Any], Any]:
+    # A dict lookup: calling the enum class costs several times as much.
+    members = dict(enum_cls._value2member_map_)
+
+    def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, str):
             msg = f"expected a string, got {type(value).__name__}"
             raise TypeError(msg)
-        try:
-            return enum_cls(value)
-        except ValueError:
-            # A kind added to the API after this release: keep it as text.
-            return value
+        # A kind added to the API after this release stays text.
+        return members.get(value, value)
 
     return structure
 
 
-def _option(value: Any, _: type) -> Option:
-    if isinstance(value, str):
-        return Option(value=value, label=value)
-    if isinstance(value, Mapping):
-        raw = value.get("value", value.get("label"))
+def _option(value: Any, _: Any = None) -> Option:
+    # Exact type checks first: JSON gives plain str and dict, and the
+    # Mapping check goes through the ABC machinery.
+    if type(value) is dict or (
+        not isinstance(value, str) and isinstance(value, Mapping)
+    ):
+        label = value.get("label", _MISSING)
+        raw = value.get("value", _MISSING)
+        if raw is _MISSING:
+            raw = None if label is _MISSING else label
         if raw is None:
             msg = "an option needs a value or a label"
             raise ValueError(msg)
-        label = value.get("label", raw)
+        if label is _MISSING:
+            label = raw
         return Option(value=str(raw), label=str(label))
+    if isinstance(value, str):
+        return Option(value=value, label=value)
     msg = f"expected an option, got {type(value).__name__}"
     raise TypeError(msg)
+
+
+def _optional_str(value: Any, _: Any) -> str | None:
+    # What cattrs does for ``str | None``, without its dispatch per value.
+    return None if value is None else str(value)
 
 
 def _label(value: Any, _: type) -> str | None:
@@ -149,6 +165,109 @@ def _is_tuple_of(tp: Any) -> bool:
     return getattr(tp, "__origin__", None) is tuple
 
 
+def _not_a_list(value: Any) -> TypeError:
+    msg = f"expected a list, got {type(value).__name__}"
+
+    return TypeError(msg)
+
+
+def _tuple_hook(
+    converter: cattrs.Converter, tp: Any, *, detailed: bool
+) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """
+    The hook for ``tuple[X, ...]``, with X's hook looked up once.
+
+    ``null`` reads as an empty tuple.
+    """
+    item_type = tp.__args__[0]
+    item = converter.get_structure_hook(item_type)
+
+    def structure_fast(value: Any, _: Any) -> tuple[Any, ...]:
+        if type(value) is not list:
+            if value is None:
+                return ()
+            if not isinstance(value, list | tuple):
+                raise _not_a_list(value)
+        return tuple([item(entry, item_type) for entry in value])
+
+    def structure_detailed(value: Any, _: Any) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise _not_a_list(value)
+        items, errors = [], []
+        for index, entry in enumerate(value):
+            try:
+                items.append(item(entry, item_type))
+            except Exception as error:
+                note = IterableValidationNote(
+                    f"Structuring {tp} @ index {index}", index, item_type
+                )
+                error.__notes__ = [*getattr(error, "__notes__", []), note]
+                errors.append(error)
+        if errors:
+            msg = f"While structuring {tp!r}"
+            raise IterableValidationError(msg, errors, tp)
+        return tuple(items)
+
+    return structure_detailed if detailed else structure_fast
+
+
+def _question_hook(
+    converter: cattrs.Converter,
+) -> Callable[[Any, Any], Question]:
+    """
+    A hand-written hook for `Question`, the most numerous model.
+
+    It does what the hook that cattrs generates does (same coercions,
+    missing fields take their defaults, unknown ones are ignored) but
+    passes every field directly instead of gathering the optional ones in
+    a dict first, which halves the time spent per question.
+    """
+    fields = attrs.fields(Question)
+    names = tuple(field.name for field in fields)
+    if names != ("id", "label", "type", "required", "order", "options"):
+        # The hook spells out the fields: it must follow the model.
+        msg = f"the Question hook does not know the fields {names}"
+        raise RuntimeError(msg)
+    kind = converter.get_structure_hook(fields.type.type)
+    kinds = dict(QuestionType._value2member_map_)
+    options = converter.get_structure_hook(fields.options.type)
+    required_default: Any = fields.required.default
+    order_default: Any = fields.order.default
+    options_default: Any = fields.options.default
+
+    def structure(value: Any, _: Any = None) -> Question:
+        # The common cases inline: a known type, and no options.
+        raw_kind = value["type"]
+        if type(raw_kind) is str:
+            raw_kind = kinds.get(raw_kind, raw_kind)
+        else:
+            raw_kind = kind(raw_kind, None)
+        if "options" in value:
+            raw_options = value["options"]
+            if type(raw_options) is list and not raw_options:
+                raw_options = ()
+            else:
+                raw_options = options(raw_options, None)
+        else:
+            raw_options = options_default
+        return Question(
+            id=str(value["id"]),
+            label=str(value["label"]),
+            type=raw_kind,
+            required=(
+                bool(value["required"])
+                if "required" in value
+                else required_default
+            ),
+            order=int(value["order"]) if "order" in value else order_default,
+            options=raw_options,
+        )
+
+    return structure
+
+
 def make_converter(
     *, strict: bool = False, detailed: bool = False
 ) -> cattrs.Converter:
@@ -170,36 +289,22 @@ def make_converter(
     )
     converter.register_structure_hook(AuthorType | str, _open_enum(AuthorType))
     converter.register_structure_hook(Option, _option)
+    converter.register_structure_hook(str | None, _optional_str)
     converter.register_structure_hook(str | bool | None, _answer_value)
+    # A factory, so that cattrs builds one hook per tuple type and caches
+    # it, with the item's hook already looked up.
+    converter.register_structure_hook_factory(
+        _is_tuple_of,
+        functools.partial(_tuple_hook, converter, detailed=detailed),
+    )
 
-    def structure_tuple(value: Any, tp: Any) -> Any:
-        if value is None:
-            return ()
-        if not isinstance(value, list | tuple):
-            msg = f"expected a list, got {type(value).__name__}"
-            raise TypeError(msg)
-        item_type = tp.__args__[0]
-        item = converter.get_structure_hook(item_type)
-        if not detailed:
-            return tuple([item(entry, item_type) for entry in value])
-        items, errors = [], []
-        for index, entry in enumerate(value):
-            try:
-                items.append(item(entry, item_type))
-            except Exception as error:
-                note = IterableValidationNote(
-                    f"Structuring {tp} @ index {index}", index, item_type
-                )
-                error.__notes__ = [*getattr(error, "__notes__", []), note]
-                errors.append(error)
-        if errors:
-            msg = f"While structuring {tp!r}"
-            raise IterableValidationError(msg, errors, tp)
-        return tuple(items)
-
-    converter.register_structure_hook_func(_is_tuple_of, structure_tuple)
-
-    question = make_dict_structure_fn(Question, converter)
+    question: Callable[[Any, Any], Question]
+    if strict or detailed:
+        # These converters must report unknown fields or name the failing
+        # one, which the generated hook does and the hand-written one not.
+        question = make_dict_structure_fn(Question, converter)
+    else:
+        question = _question_hook(converter)
     converter.register_structure_hook(Question, question)
     answer = make_dict_structure_fn(Answer, converter)
     converter.register_structure_hook(Answer, answer)
