@@ -27,8 +27,9 @@ column feeds what, first match wins:
   3. a column named exactly as a question id of the row's template;
   4. a column named exactly as a question label of the row's template.
 Other columns are ignored, with a note. Values: SELECT takes an option's
-value or label (in any case), CHECKBOX yes/no, true/false, 1/0 or x, DATE YYYY-MM-DD
-(a timestamp's date is taken), FILE a path relative to the input file.
+value or label (in any case), CHECKBOX yes/no, true/false, 1/0 or x, DATE
+YYYY-MM-DD (a timestamp's date is taken), FILE a path relative to the
+input file.
 
 Every row is checked against its template before any budget is spent on
 it; invalid rows are reported with their row number and skipped. Creating a

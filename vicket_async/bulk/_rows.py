@@ -119,7 +119,9 @@ class RowFile:
     def _header(self, reader: Iterator[list[str]]) -> tuple[str, ...]:
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as error:
+        except UnicodeDecodeError:
+            raise self._not_text() from None
+        except csv.Error as error:
             msg = f"{self.path}: cannot read the header row: {error}"
             raise InputFileError(msg) from None
         if not header or not any(cell.strip() for cell in header):
@@ -161,7 +163,9 @@ class RowFile:
                         )
                         continue
                     yield Row(number, dict(zip(columns, cells, strict=False)))
-            except (csv.Error, UnicodeDecodeError) as error:
+            except UnicodeDecodeError:
+                raise self._not_text() from None
+            except csv.Error as error:
                 msg = f"{self.path}: cannot read row {number + 1}: {error}"
                 raise InputFileError(msg) from None
 
@@ -174,9 +178,17 @@ class RowFile:
                     if not line.strip():
                         continue
                     yield _json_row(number, line)
-            except UnicodeDecodeError as error:
-                msg = f"{self.path}: cannot read line {number + 1}: {error}"
-                raise InputFileError(msg) from None
+            except UnicodeDecodeError:
+                raise self._not_text() from None
+
+    def _not_text(self) -> InputFileError:
+        # The decoder reads ahead, so the row being read says little about
+        # where the bad bytes are.
+        msg = (
+            f"{self.path} is not {self.encoding} text; name its encoding "
+            f"(--encoding, for example cp1252 or latin-1)"
+        )
+        return InputFileError(msg)
 
 
 def _json_row(number: int, line: str) -> Row:
