@@ -414,7 +414,9 @@ class VicketClient:
                     attempt.slot = await budget.acquire(
                         deadline=until, on_event=self._on_event
                     )
-                raw = await self._send(endpoint, url, body, secrets, attempt)
+                raw = await self._send(
+                    endpoint, url, body, secrets, attempt, number
+                )
                 data = read_envelope(
                     endpoint,
                     raw.status,
@@ -429,19 +431,22 @@ class VicketClient:
                     elapsed=raw.elapsed,
                 )
             except VicketError as error:
-                delay = await self._after_failure(
-                    endpoint, error, budget, attempt, number, started, until
-                )
-                if delay is not None and (stuck := _spent_stream(body)):
-                    error.add_note(f"not retried: {stuck}")
-                    delay = None
-                if delay is None:
-                    raise
-                if delay:
-                    await asyncio.sleep(delay)
+                failure = error
             finally:
+                # Before any backoff: a slot whose request never went out
+                # goes back to the budget now, not after the sleep.
                 if attempt.slot is not None:
                     await attempt.slot.release()
+            delay = await self._after_failure(
+                endpoint, failure, budget, attempt, number, started, until
+            )
+            if delay is not None and (stuck := _spent_stream(body)):
+                failure.add_note(f"not retried: {stuck}")
+                delay = None
+            if delay is None:
+                raise failure
+            if delay:
+                await asyncio.sleep(delay)
         raise AssertionError  # pragma: no cover - the loop never ends
 
     async def _send(
@@ -451,6 +456,7 @@ class VicketClient:
         body: checks.Body | None,
         secrets: tuple[str, ...],
         attempt: Attempt,
+        number: int,
     ) -> RawResponse:
         started = time.monotonic()
         try:
@@ -460,20 +466,22 @@ class VicketClient:
         except VicketError as error:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
-                    "%s %s failed after %.1f ms: %s",
+                    "%s %s failed after %.1f ms (attempt %d): %s",
                     endpoint.method,
                     redact_url(url),
                     (time.monotonic() - started) * 1000,
+                    number,
                     describe(error),
                 )
             raise
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "%s %s -> %d in %.1f ms",
+                "%s %s -> %d in %.1f ms (attempt %d)",
                 endpoint.method,
                 redact_url(url),
                 raw.status,
                 raw.elapsed * 1000,
+                number,
             )
 
         return raw

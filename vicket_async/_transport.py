@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncGenerator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -196,35 +197,17 @@ class Transport:
         """
         session = self._get_session()
         attempt = attempt or Attempt()
-        lent = not self._owns_session
+        if not self._owns_session:
+            await attempt.went_out()
         method = endpoint.method
         started = time.monotonic()
-        if lent:
-            await attempt.went_out()
         for _ in range(_MAX_REDIRECTS + 1):
-            data = _request_data(body) if body is not None else None
+            streams: list[AsyncGenerator[bytes, None]] = []
+            data = _request_data(body, streams) if body else None
             try:
-                async with session.request(
-                    method,
-                    URL(url, encoded=True),
-                    headers=self._headers(url, body),
-                    data=data,
-                    allow_redirects=False,
-                    trace_request_ctx={"attempt": attempt},
-                ) as response:
-                    # An answer proves the request went out, also where no
-                    # trace told us so.
-                    await attempt.went_out()
-                    status = response.status
-                    location = response.headers.get("Location")
-                    if status in _REDIRECTS and location:
-                        url, method = self._follow(
-                            endpoint, method, status, response.url, location
-                        )
-                        body = _body_for_redirect(endpoint, status, body)
-                        continue
-                    payload = await _read_body(endpoint, response)
-                    headers = response.headers
+                status, headers, payload = await self._exchange(
+                    session, endpoint, method, url, body, data, attempt
+                )
             except aiohttp.ClientError as error:
                 if isinstance(error, aiohttp.ClientConnectorError):
                     # Nothing went out; the slot of a lent session stays
@@ -234,6 +217,18 @@ class Transport:
             except TimeoutError as error:
                 msg = "the server did not answer in time"
                 raise VicketTimeoutError(msg, endpoint=endpoint) from error
+            finally:
+                # aiohttp stops reading a body when the server answers
+                # early; close the file streams it left open.
+                for stream in streams:
+                    await stream.aclose()
+            location = headers.get("Location")
+            if status in _REDIRECTS and location:
+                url, method = self._follow(
+                    endpoint, method, status, URL(url, encoded=True), location
+                )
+                body = _body_for_redirect(endpoint, status, body)
+                continue
 
             return RawResponse(
                 status=status,
@@ -245,6 +240,37 @@ class Transport:
 
         msg = f"more than {_MAX_REDIRECTS} redirects"
         raise UnsafeRedirectError(msg, endpoint=endpoint)
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint,
+        method: str,
+        url: str,
+        body: Body | None,
+        data: bytes | aiohttp.MultipartWriter | None,
+        attempt: Attempt,
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """One request and its answer: status, headers, body."""
+        async with session.request(
+            method,
+            URL(url, encoded=True),
+            headers=self._headers(url, body),
+            data=data,
+            allow_redirects=False,
+            trace_request_ctx={"attempt": attempt},
+        ) as response:
+            # An answer proves the request went out, also where no trace
+            # told us so.
+            await attempt.went_out()
+            if response.status in _REDIRECTS:
+                return response.status, response.headers, b""
+
+            return (
+                response.status,
+                response.headers,
+                await _read_body(endpoint, response),
+            )
 
     def _follow(
         self,
@@ -276,7 +302,10 @@ class Transport:
         return str(target), method
 
 
-def _request_data(body: Body) -> bytes | aiohttp.MultipartWriter:
+def _request_data(
+    body: Body, streams: list[AsyncGenerator[bytes, None]]
+) -> bytes | aiohttp.MultipartWriter:
+    """The request's payload; file streams opened are added to ``streams``."""
     if not body.is_multipart:
         return body.payload
     writer = aiohttp.MultipartWriter("form-data")
@@ -284,8 +313,10 @@ def _request_data(body: Body) -> bytes | aiohttp.MultipartWriter:
     data_part.set_content_disposition("form-data", name="data")
     for part in body.files:
         upload = part.upload
+        stream = upload.chunks()
+        streams.append(stream)
         file_part = writer.append(
-            aiohttp.AsyncIterablePayload(upload.chunks()),
+            aiohttp.AsyncIterablePayload(stream),
             CIMultiDict({"Content-Type": upload.content_type}),
         )
         file_part.set_content_disposition(

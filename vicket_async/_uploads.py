@@ -12,9 +12,10 @@ empty or truncated file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
@@ -127,7 +128,7 @@ class FileUpload:
             return "its source was already read and cannot be rewound"
         return None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Yield the content from its start, one chunk at a time."""
         source = self._source
         if isinstance(source, bytes | bytearray | memoryview):
@@ -135,8 +136,9 @@ class FileUpload:
             for offset in range(0, view.nbytes, CHUNK_SIZE):
                 yield bytes(view[offset : offset + CHUNK_SIZE])
         elif isinstance(source, str | os.PathLike):
-            async for chunk in _read_path(Path(source)):
-                yield chunk
+            async with contextlib.aclosing(_read_path(Path(source))) as path:
+                async for chunk in path:
+                    yield chunk
         elif isinstance(source, AsyncIterable):
             if self._consumed:
                 raise _not_replayable(self.filename)
@@ -144,10 +146,15 @@ class FileUpload:
             async for chunk in source:
                 yield bytes(chunk)
         else:
-            async for chunk in self._read_file_object(source):
-                yield chunk
+            async with contextlib.aclosing(
+                self._read_file_object(source)
+            ) as file:
+                async for chunk in file:
+                    yield chunk
 
-    async def _read_file_object(self, file: BinaryIO) -> AsyncIterator[bytes]:
+    async def _read_file_object(
+        self, file: BinaryIO
+    ) -> AsyncGenerator[bytes, None]:
         loop = asyncio.get_running_loop()
         if self._start is not None:
             await loop.run_in_executor(None, file.seek, self._start)
@@ -171,18 +178,18 @@ def as_upload(value: object) -> FileUpload | None:
     return None
 
 
-async def _read_path(path: Path) -> AsyncIterator[bytes]:
+async def _read_path(path: Path) -> AsyncGenerator[bytes, None]:
     loop = asyncio.get_running_loop()
     try:
-        file = await loop.run_in_executor(None, path.open, "rb")
+        # Opened here, not in a worker thread: a task cancelled while a
+        # thread opens the file would leave that file open.
+        file = path.open("rb")
     except OSError as error:
         msg = f"cannot read {path}: {error.strerror or error}"
         raise UploadError(msg) from error
-    try:
+    with file:
         while chunk := await loop.run_in_executor(None, file.read, CHUNK_SIZE):
             yield chunk
-    finally:
-        file.close()
 
 
 def _not_replayable(filename: str) -> UploadError:
