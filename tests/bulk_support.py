@@ -143,13 +143,14 @@ class SandboxProcess:
             process.wait()
         self._output.close()
 
-    def control(self, method: str, path: str) -> Any:
+    def control(self, method: str, path: str, payload: Any = None) -> Any:
         where = urllib.parse.urlsplit(self.base_url)
         connection = http.client.HTTPConnection(
             where.hostname or "127.0.0.1", where.port, timeout=30
         )
         try:
-            connection.request(method, f"/_sandbox/{path}")
+            body = None if payload is None else orjson.dumps(payload)
+            connection.request(method, f"/_sandbox/{path}", body=body)
             answer = connection.getresponse()
             return orjson.loads(answer.read())["data"]
         finally:

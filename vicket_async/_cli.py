@@ -47,8 +47,8 @@ examples:
   JSON Lines with a template per row, against another site:
     vicket import tickets.jsonl --api-key vk_live_... \\
         --base-url https://api.vicket.app
-  a file whose extension says nothing, or semicolon-separated:
-    vicket import export.txt --format csv --delimiter ";"
+  a semicolon-separated file in a Windows encoding, named .txt:
+    vicket import export.txt --format csv --delimiter ";" --encoding cp1252
   keep the journal elsewhere and write every row's outcome:
     vicket import tickets.csv --journal /var/lib/import.sqlite \\
         --report outcome.jsonl

@@ -350,7 +350,7 @@ class _Run:
         if entry is not None:
             kept = self._kept(row, key, entry)
             if kept is not None:
-                return kept, None
+                return self._identified(row, kept), None
         if row.problem is not None:
             problems: tuple[str, ...] = (row.problem,)
             email = title = None
@@ -390,6 +390,14 @@ class _Run:
             self._journal.note(row.number, key, "pending")
 
         return None, _Job(row.number, key, draft)
+
+    def _identified(self, row: Row, outcome: RowOutcome) -> RowOutcome:
+        """The outcome with the row's reporter and title, for the report."""
+        if row.problem is not None:
+            return outcome
+        email, title = self._resolver.identify(row.fields)
+
+        return attrs.evolve(outcome, email=email or None, title=title or None)
 
     def _kept(self, row: Row, key: str, entry: Entry) -> RowOutcome | None:
         """The outcome of a row an earlier run settled, if it stays so."""

@@ -180,6 +180,13 @@ class Resolver:
 
         return None
 
+    def identify(self, fields: Mapping[str, Any]) -> tuple[str, str]:
+        """A row's reporter email and title, without checking anything."""
+        email = _text(self._reserved(fields, "email")).strip()
+        title = _text(self._reserved(fields, "title")).strip()
+
+        return email, title
+
     def resolve(self, fields: Mapping[str, Any]) -> Resolved:
         """Resolve one row's fields; every problem is listed, not the first."""
         problems: list[str] = []
