@@ -231,6 +231,8 @@ class TestSending:
                 key=o.key,
                 email_limit_reached=o.email_limit_reached,
                 warning=o.warning,
+                email=o.email,
+                title=o.title,
                 earlier=True,
             )
             for n, o in outcomes.items()
