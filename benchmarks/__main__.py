@@ -11,6 +11,7 @@ from types import ModuleType
 from . import BENCHMARKS
 from ._common import (
     RESULTS_DIR,
+    Report,
     add_common_arguments,
     machine,
     print_header,
@@ -31,8 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [(name, commands[name].parse_args(extra)) for name in modules]
     else:
         runs = [(args.benchmark, args)]
+    verdicts = []
     for name, options in runs:
-        _run(name, modules[name], options)
+        report = _run(name, modules[name], options)
+        verdicts.extend(report.summary.get("verdicts", []))
+    if len(runs) > 1 and verdicts:
+        print("\n== All verdicts ==")
+        for verdict in verdicts:
+            print(verdict)
 
     return 0
 
@@ -70,14 +77,16 @@ def _parser(
     return parser, subparsers
 
 
-def _run(name: str, module: ModuleType, args: argparse.Namespace) -> None:
+def _run(name: str, module: ModuleType, args: argparse.Namespace) -> Report:
     info = machine()
     print_header(module.DESCRIPTION, info)
-    report = module.run(args)
+    report: Report = module.run(args)
     report.print()
     path = args.json or RESULTS_DIR / f"{name}.json"
     write_json(path, report.to_json(info))
     print(f"\nResults written to {path}", flush=True)
+
+    return report
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -208,7 +209,11 @@ class Report:
         if self.notes:
             print()
             for note in self.notes:
-                print(f"- {note}")
+                print(
+                    textwrap.fill(
+                        note, 79, initial_indent="- ", subsequent_indent="  "
+                    )
+                )
         verdicts = self.summary.get("verdicts", [])
         if verdicts:
             print()

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import orjson
 
 from ._common import ROOT, child_command, child_env
 
@@ -134,6 +135,7 @@ class OpenTicket:
     ticket_id: str
     template_id: str
     answers: dict[str, Any]
+    init_bytes: int
 
 
 def _answer(question: dict[str, Any]) -> Any:
@@ -175,7 +177,8 @@ async def open_ticket(
         async with session.get(
             f"{sandbox.api_url}/init", headers=headers
         ) as response:
-            page = (await response.json())["data"]
+            body = await response.read()
+        page = orjson.loads(body)["data"]
         template = page["templates"][0]
         answers = {
             question["id"]: _answer(question)
@@ -205,6 +208,7 @@ async def open_ticket(
         ticket_id=mail["ticket_id"],
         template_id=template["id"],
         answers=answers,
+        init_bytes=len(body),
     )
 
 

@@ -117,9 +117,15 @@ def run(args: argparse.Namespace) -> Report:
     }
     site = {
         key: params[key]
-        for key in ("templates", "questions", "articles", "article_bytes")
+        for key in (
+            "templates",
+            "questions",
+            "articles",
+            "article_bytes",
+            "faqs",
+        )
     }
-    with SandboxProcess(**site, faqs=args.faqs) as sandbox:
+    with SandboxProcess(**site) as sandbox:
         results = asyncio.run(_run(sandbox, endpoints, clients, params))
 
     return _report(results, endpoints, clients, params, quick=quick)
@@ -282,6 +288,7 @@ async def _run(
     ticket = await open_ticket(
         sandbox, email=REPORTER, agent_replies=params["agent_replies"]
     )
+    params["init_bytes"] = ticket.init_bytes
     drivers: dict[str, Driver] = {}
     for name in clients:
         if name == "ours":

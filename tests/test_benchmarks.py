@@ -1,0 +1,142 @@
+"""The benchmarks still run: each one's quick mode, with tiny sizes."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    output = tmp_path / f"{name}.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            name,
+            "--quick",
+            f"--json={output}",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Figures vary with machine load" in completed.stdout
+    document: dict[str, Any] = orjson.loads(output.read_bytes())
+    assert document["benchmark"] == name
+    assert document["quick"] is True
+    assert document["machine"]["versions"]["aiohttp"]
+    # Quick mode proves the benchmark runs; it judges no figures.
+    assert document["summary"]["target_met"] is None
+
+    return document
+
+
+def _positive(row: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        value = row[key]
+        assert isinstance(value, int | float), (key, value)
+        assert value > 0, (key, value)
+        assert math.isfinite(value), (key, value)
+
+
+class TestBenchmarks:
+    def test_decode(self, tmp_path: Path) -> None:
+        document = _run(
+            "decode",
+            tmp_path,
+            "--templates=3",
+            "--questions=6",
+            "--articles=3",
+            "--faqs=3",
+            "--repeats=2",
+        )
+
+        rows = {row["case"]: row for row in document["rows"]}
+        assert set(rows) == {
+            "json",
+            "orjson",
+            "ours",
+            "ours_structure",
+            "ours_detailed",
+            "pydantic",
+            "msgspec",
+        }
+        for row in rows.values():
+            _positive(row, "median_s", "min_s", "mb_per_s", "vs_pydantic")
+        assert rows["pydantic"]["vs_pydantic"] == 1.0
+        _positive(document["summary"], "ours_vs_pydantic")
+
+    def test_throughput(self, tmp_path: Path) -> None:
+        document = _run(
+            "throughput",
+            tmp_path,
+            "--duration=0.2",
+            "--concurrency=4",
+            "--templates=2",
+            "--questions=4",
+            "--articles=2",
+            "--agent-replies=2",
+        )
+
+        rows = {
+            (row["endpoint"], row["client"]): row for row in document["rows"]
+        }
+        assert set(rows) == {
+            (endpoint, client)
+            for endpoint in ("init", "get_ticket", "create_ticket")
+            for client in ("ours", "aiohttp", "httpx")
+        }
+        for row in rows.values():
+            _positive(
+                row,
+                "requests",
+                "requests_per_s",
+                "vs_aiohttp",
+                "median_ms",
+                "p99_ms",
+                "client_cpu_us",
+            )
+        assert set(document["summary"]["ours_vs_aiohttp"]) == {
+            "init",
+            "get_ticket",
+            "create_ticket",
+        }
+
+    @pytest.mark.skipif(
+        not Path("/proc/self/status").exists(),
+        reason="reads the peak memory from /proc",
+    )
+    def test_upload(self, tmp_path: Path) -> None:
+        document = _run(
+            "upload", tmp_path, "--size-mib=4", f"--tmp-dir={tmp_path}"
+        )
+
+        rows = {row["case"]: row for row in document["rows"]}
+        assert set(rows) == {
+            "ours_path",
+            "ours_bytes",
+            "ours_stream",
+            "aiohttp_file",
+            "aiohttp_bytes",
+        }
+        for row in rows.values():
+            _positive(row, "peak_mib", "seconds", "mib_per_s")
+        # The cases that start from bytes hold the whole file.
+        assert rows["ours_bytes"]["held_mib"] == 4
+        assert rows["ours_bytes"]["increase_mib"] > 3.5
+        assert rows["ours_path"]["held_mib"] == 0
+        # The generated file is gone.
+        assert list(tmp_path.glob("vicket-bench-*")) == []
