@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from vicket_async.bulk import (
     import_tickets,
     read_rows,
 )
+from vicket_async.bulk._engine import Rows
 from vicket_async.bulk._journal import Journal
 from vicket_async.bulk._tickets import content_key
 from vicket_async.sandbox import Sandbox
@@ -38,7 +39,7 @@ def client_for(sandbox: Sandbox, **options: Any) -> VicketClient:
 
 
 async def run(
-    rows: Iterable[Mapping[str, Any] | Row],
+    rows: Rows,
     sandbox: Sandbox,
     journal: Path | None,
     **options: Any,
@@ -51,6 +52,13 @@ async def run(
                 rows, client=client, journal=journal, **options
             )
         ]
+
+
+async def drain(
+    outcomes: AsyncIterator[RowOutcome], into: list[RowOutcome]
+) -> None:
+    async for outcome in outcomes:
+        into.append(outcome)
 
 
 def by_row(outcomes: Iterable[RowOutcome]) -> dict[int, RowOutcome]:
@@ -417,16 +425,16 @@ class TestFaults:
             api_key="vk_wrong", base_url=vicket_sandbox.base_url
         )
         async with wrong:
+            rows = import_tickets(
+                feature_rows(30),
+                client=wrong,
+                journal=tmp_path / "journal.sqlite",
+                template="tpl_feature",
+                page=page,
+                concurrency=2,
+            )
             with pytest.raises(ImportHaltedError, match="API key was refused"):
-                async for outcome in import_tickets(
-                    feature_rows(30),
-                    client=wrong,
-                    journal=tmp_path / "journal.sqlite",
-                    template="tpl_feature",
-                    page=page,
-                    concurrency=2,
-                ):
-                    outcomes.append(outcome)
+                await drain(rows, outcomes)
 
         assert 1 <= len(outcomes) <= 2
         assert all(o.state is RowState.FAILED for o in outcomes)
@@ -438,18 +446,18 @@ class TestFaults:
             "status", "create_ticket", status=503, times=None
         )
         outcomes: list[RowOutcome] = []
-        with pytest.raises(ImportHaltedError, match="10 rows in a row"):
-            async with client_for(
-                vicket_sandbox, retry=RetryPolicy(attempts=1)
-            ) as client:
-                async for outcome in import_tickets(
-                    feature_rows(40),
-                    client=client,
-                    journal=tmp_path / "journal.sqlite",
-                    template="tpl_feature",
-                    concurrency=1,
-                ):
-                    outcomes.append(outcome)
+        async with client_for(
+            vicket_sandbox, retry=RetryPolicy(attempts=1)
+        ) as client:
+            rows = import_tickets(
+                feature_rows(40),
+                client=client,
+                journal=tmp_path / "journal.sqlite",
+                template="tpl_feature",
+                concurrency=1,
+            )
+            with pytest.raises(ImportHaltedError, match="10 rows in a row"):
+                await drain(rows, outcomes)
 
         assert len(outcomes) == 10
         assert all(o.state is RowState.FAILED for o in outcomes)
