@@ -40,7 +40,7 @@ from vicket_async import (
     VicketClient,
     VicketError,
 )
-from vicket_async.proxy import make_aiohttp_app
+from vicket_async.proxy import DEFAULT_MAX_BODY_SIZE, make_aiohttp_app
 from vicket_async.sandbox import Email, Sandbox
 
 CLIENT_KEY = web.AppKey("client", VicketClient)
@@ -49,14 +49,17 @@ API_PREFIX = "/support-api"
 log = logging.getLogger("support_page")
 
 
-def make_app(client: VicketClient) -> web.Application:
+def make_app(
+    client: VicketClient, *, max_upload: int = DEFAULT_MAX_BODY_SIZE
+) -> web.Application:
     """The web app: three pages and the proxy under ``/support-api``."""
     app = web.Application()
     app[CLIENT_KEY] = client
     app.router.add_get("/", home)
     app.router.add_get("/articles/{slug}", article)
     app.router.add_get("/ticket", ticket)
-    app.add_subapp(API_PREFIX, make_aiohttp_app(client))
+    proxy = make_aiohttp_app(client, max_body_size=max_upload)
+    app.add_subapp(API_PREFIX, proxy)
 
     return app
 
@@ -425,7 +428,7 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, max_upload: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -433,7 +436,7 @@ async def serve(host: str, port: int) -> None:
             loop.add_signal_handler(signum, stop.set)
     async with vicket_client() as (client, sandbox):
         runner = web.AppRunner(
-            make_app(client),
+            make_app(client, max_upload=max_upload),
             access_log_class=PathOnlyAccessLogger,
             shutdown_timeout=2.0,
         )
@@ -457,10 +460,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=8000, help="0 picks a free port"
     )
+    parser.add_argument(
+        "--max-upload-mib",
+        type=int,
+        default=DEFAULT_MAX_BODY_SIZE // 2**20,
+        help="the largest ticket or reply body accepted, in MiB",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, args.max_upload_mib * 2**20))
 
     return 0
 
