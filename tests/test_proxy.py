@@ -1276,3 +1276,16 @@ class TestMultipartReader:
     )
     def test_boundary(self, content_type: str, boundary: bytes | None) -> None:
         assert boundary_of(content_type) == boundary
+
+
+def test_public_names() -> None:
+    import vicket_async.proxy
+
+    assert vicket_async.proxy.__all__ == [
+        "DEFAULT_MAX_BODY_SIZE",
+        "DEFAULT_VISITOR_LIMITS",
+        "ASGIProxy",
+        "make_aiohttp_app",
+        "make_asgi_app",
+    ]
+    assert ASGIProxy.__module__ == "vicket_async.proxy"
