@@ -218,6 +218,15 @@ class TestSending:
         assert sorted(outcomes) == [7, 9]
         assert outcomes[7].key == content_key(feature_rows(1)[0])
 
+    async def test_row_numbers_must_increase(
+        self, vicket_sandbox: Sandbox, tmp_path: Path
+    ) -> None:
+        rows = [Row(2, feature_rows(1)[0]), Row(2, feature_rows(1)[0])]
+
+        with pytest.raises(ValueError, match="row 2 came after row 2"):
+            await run(rows, vicket_sandbox, tmp_path / "j.sqlite")
+        assert len(titles(vicket_sandbox)) <= 1
+
     async def test_server_warnings_are_kept(
         self, vicket_sandbox: Sandbox, tmp_path: Path
     ) -> None:

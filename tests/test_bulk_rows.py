@@ -26,7 +26,11 @@ from vicket_async.bulk import (
     RowState,
     read_rows,
 )
-from vicket_async.bulk._journal import Journal, default_journal_path
+from vicket_async.bulk._journal import (
+    Journal,
+    JournalThread,
+    default_journal_path,
+)
 from vicket_async.bulk._report import ReportWriter
 from vicket_async.bulk._tickets import Resolver, content_key
 
@@ -365,8 +369,9 @@ class TestJournal:
     def test_states_survive_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "j.sqlite"
         book = Journal(path)
-        book.note(1, "k1", "skipped", "bad email")
-        book.note(2, "k2", "pending")
+        book.note(
+            [(1, "k1", "skipped", "bad email"), (2, "k2", "pending", None)]
+        )
         book.mark_sending(3, "k3")
         book.finish(4, "k4", "done", warning="slow", email_limit_reached=True)
         book.close()
@@ -393,6 +398,29 @@ class TestJournal:
         )
         assert third is not None
         assert "in flight" in str(third.reason)
+
+    async def test_notes_never_overwrite_a_later_state(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "j.sqlite"
+        book = JournalThread(Journal(path))
+        await book.note(1, "k1", "pending")
+        await book.note(2, "k2", "skipped", "bad")
+        await book.mark_sending(1, "k1")
+        await book.note(3, "k3", "pending")
+        await book.finish(1, "k1", "done")
+        await book.aclose()
+
+        book = JournalThread(Journal(path))
+        entries = [await book.lookup(row) for row in (1, 2, 3, 4)]
+        await book.aclose()
+
+        assert [e and e.state for e in entries] == [
+            "done",
+            "skipped",
+            "pending",
+            None,
+        ]
 
     def test_a_read_only_journal_is_not_written(self, tmp_path: Path) -> None:
         path = tmp_path / "j.sqlite"

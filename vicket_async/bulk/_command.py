@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final, TextIO, TypeVar
+from typing import Any, Final, TextIO, TypeVar
 
 import attrs
 
@@ -76,6 +76,9 @@ class ImportCommand:
     resend_ambiguous: bool = False
     concurrency: int = 4
     rate_limit: RateLimit | None = None
+    #: More keyword arguments for `VicketClient`, such as a shared
+    #: ``budget_store``.
+    client_options: Mapping[str, Any] = attrs.field(factory=dict)
     #: The command line to show for resuming, without the API key.
     resume: tuple[str, ...] = ()
 
@@ -91,19 +94,19 @@ def make_client(command: ImportCommand) -> VicketClient:
     """
     The client the command sends with.
 
-    This is the one place the command builds its client: a caller that
-    needs another one (a shared budget store, so that shards on several
-    machines share one key's budget) passes its own factory to
-    `run_import`.
+    This is the one place the command builds its client. Shards on several
+    machines share one key's budget only through a shared budget store:
+    pass it in ``client_options`` (``{"budget_store": ...}``), or pass
+    another factory to `run_import`.
     """
-    limits = None
+    options = dict(command.client_options)
     if command.rate_limit is not None:
-        limits = {"create_ticket": command.rate_limit}
+        limits = dict(options.get("rate_limits") or {})
+        limits["create_ticket"] = command.rate_limit
+        options["rate_limits"] = limits
 
     return VicketClient(
-        api_key=command.api_key,
-        base_url=command.base_url,
-        rate_limits=limits,
+        api_key=command.api_key, base_url=command.base_url, **options
     )
 
 

@@ -44,8 +44,8 @@ from ..exceptions import (
     VicketError,
 )
 from ._errors import ImportHaltedError
-from ._journal import IN_FLIGHT_REASON, Entry, Journal
-from ._rows import Row
+from ._journal import IN_FLIGHT_REASON, Entry, Journal, JournalThread
+from ._rows import Row, RowFile
 from ._tickets import Draft, Resolver, content_key
 
 __all__ = ["RowOutcome", "RowState", "Rows", "import_tickets"]
@@ -154,7 +154,8 @@ async def import_tickets(
         template: the template (id or exact name) for rows naming none.
         column_map: column name to ``email``, ``title``, ``template``, a
             question id or label, or ``""`` to ignore the column.
-        base_dir: where relative paths of FILE answers start.
+        base_dir: where relative paths of FILE answers start; defaults to
+            the input file's folder when ``rows`` comes from `read_rows`.
         page: the support page, if already loaded; else ``init`` is called.
         dry_run: check every row and send nothing; the journal, if it
             exists, is read but not written.
@@ -181,6 +182,8 @@ async def import_tickets(
     if journal is None and not dry_run:
         msg = "a real import needs a journal, to resume without duplicates"
         raise ConfigurationError(msg)
+    if base_dir is None and isinstance(rows, RowFile):
+        base_dir = rows.path.parent
     if page is None:
         page = await client.init()
     resolver = Resolver(
@@ -189,11 +192,11 @@ async def import_tickets(
     book = _open_journal(journal, readonly=dry_run)
     try:
         if book is not None:
-            book.claim("origin", client.base_url, "the API at")
+            await book.claim("origin", client.base_url, "the API at")
             where = "all" if shard is None else f"{shard[0]}/{shard[1]}"
-            book.claim("shard", where, "shard")
+            await book.claim("shard", where, "shard")
             if not dry_run:
-                book.recover_in_flight()
+                await book.recover_in_flight()
         run = _Run(
             client=client,
             journal=book,
@@ -211,7 +214,7 @@ async def import_tickets(
                 yield outcome
     finally:
         if book is not None:
-            book.close()
+            await book.aclose()
 
 
 def check_shard(shard: tuple[int, int]) -> None:
@@ -224,13 +227,13 @@ def check_shard(shard: tuple[int, int]) -> None:
 
 def _open_journal(
     path: str | os.PathLike[str] | None, *, readonly: bool
-) -> Journal | None:
+) -> JournalThread | None:
     if path is None:
         return None
     if readonly and not Path(path).exists():
         return None
 
-    return Journal(path, readonly=readonly)
+    return JournalThread(Journal(path, readonly=readonly))
 
 
 async def _each(rows: Rows) -> AsyncIterator[Row]:
@@ -252,7 +255,7 @@ class _Run:
         self,
         *,
         client: VicketClient,
-        journal: Journal | None,
+        journal: JournalThread | None,
         resolver: Resolver,
         dry_run: bool,
         concurrency: int,
@@ -279,6 +282,8 @@ class _Run:
         if stop is None:
             yield
             return
+        if stop.is_set():
+            self._stop.set()
         watcher = asyncio.create_task(self._watch(stop))
         try:
             yield
@@ -295,9 +300,19 @@ class _Run:
         inflight: set[asyncio.Task[RowOutcome | None]] = set()
         try:
             seen = 0
+            last = 0
             async for row in _each(rows):
                 if self._stop.is_set():
                     break
+                if row.number <= last:
+                    # The journal reads ahead in row order, and a number
+                    # seen twice could send its row twice.
+                    msg = (
+                        f"row numbers must increase: row {row.number} came "
+                        f"after row {last}"
+                    )
+                    raise ConfigurationError(msg)
+                last = row.number
                 if self._shard is not None:
                     index, count = self._shard
                     if row.number % count != index - 1:
@@ -306,7 +321,7 @@ class _Run:
                 if seen % 500 == 0:
                     # Checking rows never waits; let signals and timers in.
                     await asyncio.sleep(0)
-                outcome, job = self._plan(row)
+                outcome, job = await self._plan(row)
                 if outcome is not None:
                     yield outcome
                     continue
@@ -338,7 +353,7 @@ class _Run:
         if self._halted is not None:
             raise ImportHaltedError(self._halted)
 
-    def _plan(self, row: Row) -> tuple[RowOutcome | None, _Job | None]:
+    async def _plan(self, row: Row) -> tuple[RowOutcome | None, _Job | None]:
         """A row's outcome when it is not to be sent now, else its job."""
         if row.problem is not None:
             key = _problem_key(row.problem)
@@ -346,7 +361,7 @@ class _Run:
             key = content_key(row.fields)
         entry = None
         if self._journal is not None:
-            entry = self._journal.lookup(row.number)
+            entry = await self._journal.lookup(row.number)
         if entry is not None:
             kept = self._kept(row, key, entry)
             if kept is not None:
@@ -366,7 +381,7 @@ class _Run:
         if draft is None:
             reason = "; ".join(problems)
             if self._journal is not None and not self._dry_run:
-                self._journal.note(row.number, key, "skipped", reason)
+                await self._journal.note(row.number, key, "skipped", reason)
             outcome = RowOutcome(
                 row=row.number,
                 state=RowState.SKIPPED,
@@ -387,7 +402,7 @@ class _Run:
             )
             return outcome, None
         if self._journal is not None:
-            self._journal.note(row.number, key, "pending")
+            await self._journal.note(row.number, key, "pending")
 
         return None, _Job(row.number, key, draft)
 
@@ -454,7 +469,7 @@ class _Run:
         async with self._gate:
             if not await self._budget_ready():
                 return None
-            journal.mark_sending(job.row, job.key)
+            await journal.mark_sending(job.row, job.key)
             call = asyncio.ensure_future(
                 self._client.with_response.create_ticket(
                     email=draft.email,
@@ -475,7 +490,9 @@ class _Run:
         except VicketError as error:
             state, reason, warning = _judge(error)
             self._note_failure(error, state)
-            journal.finish(job.row, job.key, state, reason, warning=warning)
+            await journal.finish(
+                job.row, job.key, state, reason, warning=warning
+            )
             return RowOutcome(
                 row=job.row,
                 state=RowState(state),
@@ -487,7 +504,7 @@ class _Run:
             )
         self._streak = 0
         created = response.data
-        journal.finish(
+        await journal.finish(
             job.row,
             job.key,
             "done",

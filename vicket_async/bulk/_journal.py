@@ -18,19 +18,21 @@ releases the lock when a process dies, however it dies.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import os
 import sqlite3
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias, TypeVar
 
 import attrs
 
 from ._errors import JournalError
 
-__all__ = ["Entry", "Journal", "default_journal_path"]
+__all__ = ["Entry", "Journal", "JournalThread", "Note", "default_journal_path"]
 
 _SCHEMA_VERSION: Final = "1"
 _SCHEMA = """
@@ -51,14 +53,19 @@ CREATE TABLE IF NOT EXISTS rows (
     sent TEXT
 );
 """
-#: Batched writes are committed after this many rows or seconds.
+#: Notes are written once this many gather, or with the next commit.
 _BATCH_ROWS: Final = 1000
-_BATCH_SECONDS: Final = 1.0
+#: Rows read ahead from the journal at a time.
+_BLOCK_ROWS: Final = 1000
 #: What a journal left ``sending`` by a dead run says about those rows.
 IN_FLIGHT_REASON: Final = (
     "the request was in flight when an earlier run stopped; it may or may "
     "not have created the ticket"
 )
+
+
+#: A state to record in the next commit: row, key, state, reason.
+Note: TypeAlias = tuple[int, str, str, str | None]
 
 
 @attrs.frozen
@@ -107,15 +114,16 @@ class Journal:
         self.path = Path(path)
         self.readonly = readonly
         try:
+            # A `JournalThread` drives the connection from its own thread.
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=0.5
+                self.path,
+                isolation_level=None,
+                timeout=0.5,
+                check_same_thread=False,
             )
         except sqlite3.Error as error:
             msg = f"cannot open the journal {self.path}: {error}"
             raise JournalError(msg) from None
-        self._in_batch = False
-        self._batch_rows = 0
-        self._batch_started = 0.0
         try:
             self._setup()
         except sqlite3.OperationalError as error:
@@ -185,11 +193,8 @@ class Journal:
         return self.meta("schema")
 
     def close(self) -> None:
-        """Commit whatever is batched and release the journal."""
-        try:
-            self.flush()
-        finally:
-            self._db.close()
+        """Release the journal."""
+        self._db.close()
 
     def meta(self, key: str) -> str | None:
         found = self._db.execute(
@@ -214,10 +219,8 @@ class Journal:
         """
         known = self.meta(key)
         if known is None and not self.readonly:
-            self._durably(lambda: self._set_meta(key, value))
-        elif known is None:
-            return
-        elif known != value:
+            self._durably((), lambda: self._set_meta(key, value))
+        elif known is not None and known != value:
             msg = (
                 f"the journal {self.path} was written for {what} {known!r}, "
                 f"not {value!r}; use another --journal for this import"
@@ -225,47 +228,33 @@ class Journal:
             raise JournalError(msg)
 
     def lookup(self, row: int) -> Entry | None:
-        found = self._db.execute(
-            "SELECT key, state, reason, email_limit_reached, warning "
-            "FROM rows WHERE row = ?",
-            (row,),
-        ).fetchone()
-        if found is None:
-            return None
-        key, state, reason, limit_reached, warning = found
+        return self.entries(row, row + 1).get(row)
 
-        return Entry(row, key, state, reason, bool(limit_reached), warning)
+    def entries(self, first: int, stop: int) -> dict[int, Entry]:
+        """What the journal knows of the rows from ``first`` to ``stop``."""
+        return {
+            row: Entry(row, key, state, reason, bool(limit), warning)
+            for row, key, state, reason, limit, warning in self._db.execute(
+                "SELECT row, key, state, reason, email_limit_reached, "
+                "warning FROM rows WHERE row >= ? AND row < ?",
+                (first, stop),
+            )
+        }
 
-    def note(
-        self, row: int, key: str, state: str, reason: str | None = None
+    def note(self, notes: Sequence[Note]) -> None:
+        """Record states that a crash may lose, in one commit."""
+        if notes:
+            self._durably(notes, lambda: None)
+
+    def mark_sending(
+        self, row: int, key: str, notes: Sequence[Note] = ()
     ) -> None:
-        """Record a state that a crash may lose, in the current batch."""
-        if not self._in_batch:
-            self._db.execute("BEGIN")
-            self._in_batch = True
-            self._batch_rows = 0
-            self._batch_started = time.monotonic()
-        self._write(row, key, state, reason)
-        self._batch_rows += 1
-        if (
-            self._batch_rows >= _BATCH_ROWS
-            or time.monotonic() - self._batch_started >= _BATCH_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        """Commit the batched writes."""
-        if self._in_batch:
-            self._in_batch = False
-            self._db.execute("COMMIT")
-
-    def mark_sending(self, row: int, key: str) -> None:
         """Durably record that the row's request is about to go out."""
 
         def write() -> None:
             self._write(row, key, "sending", None, sent=True)
 
-        self._durably(write)
+        self._durably(notes, write)
 
     def finish(
         self,
@@ -276,6 +265,7 @@ class Journal:
         *,
         email_limit_reached: bool = False,
         warning: str | None = None,
+        notes: Sequence[Note] = (),
     ) -> None:
         """Durably record how a sent row ended."""
 
@@ -289,7 +279,7 @@ class Journal:
                 warning=warning,
             )
 
-        self._durably(write)
+        self._durably(notes, write)
 
     def recover_in_flight(self) -> int:
         """Turn rows a dead run left ``sending`` into ``ambiguous``."""
@@ -304,7 +294,7 @@ class Journal:
             )
             count = cursor.rowcount
 
-        self._durably(write)
+        self._durably((), write)
 
         return count
 
@@ -317,11 +307,14 @@ class Journal:
             )
         }
 
-    def _durably(self, write: Callable[[], object]) -> None:
-        if not self._in_batch:
-            self._db.execute("BEGIN IMMEDIATE")
-        self._in_batch = False
+    def _durably(
+        self, notes: Sequence[Note], write: Callable[[], object]
+    ) -> None:
+        """Write ``notes``, then ``write``, in one durable commit."""
+        self._db.execute("BEGIN IMMEDIATE")
         try:
+            for row, key, state, reason in notes:
+                self._write(row, key, state, reason)
             write()
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -364,3 +357,115 @@ class Journal:
                 now if sent else None,
             ),
         )
+
+
+T = TypeVar("T")
+
+
+class JournalThread:
+    """
+    A journal driven from the event loop, with its disk work in a thread.
+
+    A commit with ``synchronous=FULL`` waits for the disk. On the event
+    loop that wait would hold up everything else, including requests whose
+    budget slot is already stamped, which then reach the server later than
+    the budget believes. So every call runs in one thread of its own, in
+    the order made. Lookups read a block of rows ahead; notes gather here
+    and go out with the next commit, before it, so they never overwrite a
+    later state of their row.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="vicket-journal"
+        )
+        self._notes: list[Note] = []
+        self._block = -1
+        self._entries: dict[int, Entry] = {}
+
+    def __repr__(self) -> str:
+        return f"<JournalThread {str(self.journal.path)!r}>"
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+
+        return await loop.run_in_executor(self._executor, call)
+
+    def _take_notes(self) -> list[Note]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    async def claim(self, key: str, value: str, what: str) -> None:
+        await self._run(
+            functools.partial(self.journal.claim, key, value, what)
+        )
+
+    async def recover_in_flight(self) -> int:
+        return await self._run(self.journal.recover_in_flight)
+
+    async def lookup(self, row: int) -> Entry | None:
+        block = row // _BLOCK_ROWS
+        if block != self._block:
+            first = block * _BLOCK_ROWS
+            self._entries = await self._run(
+                functools.partial(
+                    self.journal.entries, first, first + _BLOCK_ROWS
+                )
+            )
+            self._block = block
+
+        return self._entries.get(row)
+
+    async def note(
+        self, row: int, key: str, state: str, reason: str | None = None
+    ) -> None:
+        """Record a state that a crash may lose; written in batches."""
+        self._notes.append((row, key, state, reason))
+        if len(self._notes) >= _BATCH_ROWS:
+            await self._run(
+                functools.partial(self.journal.note, self._take_notes())
+            )
+
+    async def mark_sending(self, row: int, key: str) -> None:
+        await self._run(
+            functools.partial(
+                self.journal.mark_sending, row, key, self._take_notes()
+            )
+        )
+
+    async def finish(
+        self,
+        row: int,
+        key: str,
+        state: str,
+        reason: str | None = None,
+        *,
+        email_limit_reached: bool = False,
+        warning: str | None = None,
+    ) -> None:
+        await self._run(
+            functools.partial(
+                self.journal.finish,
+                row,
+                key,
+                state,
+                reason,
+                email_limit_reached=email_limit_reached,
+                warning=warning,
+                notes=self._take_notes(),
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Write the notes left, release the journal, end the thread."""
+        try:
+            if not self.journal.readonly:
+                await self._run(
+                    functools.partial(self.journal.note, self._take_notes())
+                )
+        finally:
+            try:
+                await self._run(self.journal.close)
+            finally:
+                self._executor.shutdown(wait=False)

@@ -99,15 +99,11 @@ def summary_lines(tally: Tally, *, dry_run: bool) -> list[str]:
         if not count:
             continue
         note = _NOTES[state]
-        if state is RowState.DONE:
-            earlier = tally.earlier[state]
-            note = (
-                "created by earlier runs"
-                if dry_run or earlier == count
-                else f"created ({count - earlier} now, {earlier} earlier)"
-                if earlier
-                else "created"
-            )
+        earlier = tally.earlier[state]
+        if state is RowState.DONE and (dry_run or earlier == count):
+            note = "created by earlier runs"
+        elif state is RowState.DONE and earlier:
+            note = f"created ({count - earlier} now, {earlier} earlier)"
         lines.append(f"  {state.value:<10} {count:>9}  {note}")
     lines.append(f"  {'rows':<10} {tally.rows:>9}")
     if tally.email_limit_reached:

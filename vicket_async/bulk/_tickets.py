@@ -38,8 +38,9 @@ RESERVED: Final = ("email", "title", "template")
 
 _TRUE = frozenset({"true", "yes", "y", "1", "on", "x", "checked"})
 _FALSE = frozenset({"false", "no", "n", "0", "off", "", "unchecked"})
-# JSON Lines files can bring any key set per row; the cache of column plans
-# is dropped when it grows past this, so that memory stays flat.
+# Rows can bring any key set and any template name; the caches of column
+# plans and templates are dropped when they grow past this, so that memory
+# stays flat.
 _MAX_PLANS = 256
 
 
@@ -247,6 +248,8 @@ class Resolver:
 
     def _template(self, name: str) -> Template | None:
         if name not in self._templates:
+            if len(self._templates) >= _MAX_PLANS:
+                self._templates.clear()
             self._templates[name] = _find_template(self._page, name)
 
         return self._templates[name]
