@@ -70,6 +70,9 @@ resuming:
   is reported and not sent again. Ctrl-C stops cleanly (requests in flight
   finish and are recorded) and prints the command that resumes; a second
   Ctrl-C aborts at once.
+  The journal knows rows by number: row 1 is the first record after the CSV
+  header (blank lines count), or line 1 of a JSON Lines file. Add new rows
+  at the end of the file, or put them in a new file.
 
 shards and rate limits:
   Each process keeps its own rate budget. Workers on several machines share
