@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from typing import Any
 
+import attrs
 import pytest
 
 from vicket_async import (
@@ -18,6 +20,12 @@ from vicket_async import (
 from vicket_async._budgets import Budget, LocalLedger, Slot
 from vicket_async._protocol.budget import DEFAULT_RATE_LIMITS, SlidingLog
 from vicket_async._protocol.endpoints import Endpoint
+from vicket_async.sandbox._ratelimit import (
+    FixedWindow,
+    RollingLog,
+    SlidingCounter,
+    TokenBucket,
+)
 
 
 class FakeClock:
@@ -51,7 +59,8 @@ class TestRateLimit:
         assert RateLimit(10, 60.0).window == 61.0
         assert RateLimit(10, 1.0).window == pytest.approx(1 + 1 / 60)
         assert RateLimit(10, 60.0, margin=0).window == 60.0
-        assert RateLimit(10, 60.0, margin=2).interval == 6.2
+        assert RateLimit(10, 60.0, margin=2).interval == 62 / 9
+        assert RateLimit(1, 60.0, margin=0).interval == 60.0
 
     @pytest.mark.parametrize(
         "args", [(0, 60.0), (10, 0.0), (10, -1.0), (2.5, 60.0)]
@@ -108,7 +117,7 @@ class TestSlidingLog:
         log.take(0.0)
 
         assert log.mode(0.0) is Mode.PACE
-        assert log.wait(0.0) == 2.0
+        assert log.wait(0.0) == 8 / 3
         assert log.wait(0.0, pace=False) == 0
 
     def test_pacing_for_a_while(self) -> None:
@@ -258,6 +267,18 @@ class TestBudget:
         clock.now += 601
         assert (await budget.ledger.status()).mode is Mode.BURST
 
+    async def test_repeated_refusals_pace_longer(self) -> None:
+        clock = FakeClock()
+        budget = make_budget(RateLimit(10, 1.0, margin=0), clock)
+        spans = []
+        for _ in range(3):
+            await budget.server_refused(0.0)
+            status = await budget.ledger.status()
+            assert status.mode is Mode.PACE
+            spans.append(budget._pacing_windows)
+
+        assert spans == [10, 20, 40]
+
     async def test_pacing_uses_the_interval(self) -> None:
         budget = make_budget(RateLimit(4, 0.4, margin=0, pacing=True))
         loop = asyncio.get_running_loop()
@@ -269,6 +290,65 @@ class TestBudget:
 
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert all(gap >= 0.09 for gap in gaps)
+
+
+class TestAgainstServerStyles:
+    """The log's decisions fed to the sandbox's four ways of counting."""
+
+    @staticmethod
+    def refusals(
+        style: type[Any], limit: RateLimit, *, pacing: bool, seed: int
+    ) -> tuple[int, int]:
+        rng = random.Random(seed)
+        log = SlidingLog(attrs.evolve(limit, pacing=pacing))
+        now, arrivals = 0.0, []
+        while now < 40 * limit.period:
+            wait = log.wait(now)
+            if wait == 0:
+                log.take(now)
+                # Each request reaches the server a little later, by no
+                # more than the margin.
+                margin = limit.window - limit.period
+                arrivals.append(now + rng.uniform(0, margin))
+                now += rng.choice([0.0, 0.0, 0.001])
+            else:
+                # A real clock always moves on; float sums may not.
+                now += max(wait, 1e-9)
+        server = style(limit.calls, limit.period)
+        refused = sum(not server.hit(t).allowed for t in sorted(arrivals))
+
+        return len(arrivals), refused
+
+    @pytest.mark.parametrize("seed", range(3))
+    @pytest.mark.parametrize("style", [RollingLog, FixedWindow, TokenBucket])
+    def test_bursting_is_safe_where_it_should_be(
+        self, style: type[Any], seed: int
+    ) -> None:
+        limit = RateLimit(10, 60.0)
+        sent, refused = self.refusals(style, limit, pacing=False, seed=seed)
+
+        assert refused == 0
+        assert sent >= 40 * limit.calls * 60 / 61
+
+    @pytest.mark.parametrize("seed", range(3))
+    @pytest.mark.parametrize(
+        "style", [RollingLog, FixedWindow, TokenBucket, SlidingCounter]
+    )
+    def test_pacing_is_safe_everywhere(
+        self, style: type[Any], seed: int
+    ) -> None:
+        limit = RateLimit(10, 60.0)
+        sent, refused = self.refusals(style, limit, pacing=True, seed=seed)
+
+        assert refused == 0
+        assert sent >= 40 * 9 * 60 / 61
+
+    def test_bursting_meets_refusals_from_a_sliding_counter(self) -> None:
+        _, refused = self.refusals(
+            SlidingCounter, RateLimit(10, 60.0), pacing=False, seed=0
+        )
+
+        assert refused > 0
 
 
 class TestSharing:

@@ -47,8 +47,10 @@ log = logging.getLogger("vicket_async.budget")
 
 #: A caller that waited longer than this is logged at INFO.
 SLOW_WAIT = 1.0
-#: How many windows a budget paces after a server 429 it did not expect.
+#: How many windows a budget paces after a server 429; a 429 soon after
+#: pacing ended doubles it, up to `MAX_PACING_WINDOWS`.
 PACING_WINDOWS = 10
+MAX_PACING_WINDOWS = 160
 
 
 @attrs.frozen
@@ -162,6 +164,8 @@ class Budget:
         self.ledger = ledger
         self._line: deque[asyncio.Future[None]] = deque()
         self._changed = asyncio.Event()
+        self._pacing_windows = PACING_WINDOWS
+        self._refused_at = float("-inf")
 
     def __repr__(self) -> str:
         limit = self.ledger.limit
@@ -255,10 +259,22 @@ class Budget:
 
         Returns the pause in seconds.
         """
-        pause = retry_after if retry_after is not None else self.limit.interval
+        limit = self.limit
+        pause = retry_after if retry_after is not None else limit.interval
         await self.ledger.pause(pause)
-        if not self.limit.pacing:
-            pacing_for = PACING_WINDOWS * self.limit.period
+        if not limit.pacing:
+            # A server that refused again soon after pacing ended counts in
+            # a way bursts do not suit: pace twice as long this time.
+            now = asyncio.get_running_loop().time()
+            recent = 2 * self._pacing_windows * limit.period
+            if now - self._refused_at < recent:
+                self._pacing_windows = min(
+                    2 * self._pacing_windows, MAX_PACING_WINDOWS
+                )
+            else:
+                self._pacing_windows = PACING_WINDOWS
+            self._refused_at = now
+            pacing_for = self._pacing_windows * limit.period
             await self.ledger.pace(pacing_for)
             emit(
                 on_event,

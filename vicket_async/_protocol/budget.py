@@ -13,9 +13,13 @@ we stamped it, no ``period``-long window on the server holds more than
 A server that estimates with a sliding-window counter (the previous window's
 count, weighted by how much of it overlaps, plus the current count) can
 refuse a burst that the rule allows. Against such a server only an even pace
-is safe: one request every ``(period + margin) / calls`` seconds. The log
-therefore has two modes, bursting (the default) and pacing, and a 429 that
-the log did not predict switches a budget to pacing for a while.
+is safe, and not quite N per window: when the previous window held N calls,
+the estimate at the start of the next one is already N, so the first call of
+each window would be refused. Pacing therefore spaces calls by
+``(period + margin) / (calls - 1)``, which keeps every window at N - 1 or
+fewer and leaves the estimate the room it needs. The log has two modes,
+bursting (the default) and pacing, and a server 429 switches a budget to
+pacing for a while.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ class RateLimit:
         margin: extra seconds added to the window to cover the time a
             request spends in flight; defaults to a sixtieth of the period
             (one second on a minute).
-        pacing: spend the budget evenly, one call every
-            ``(period + margin) / calls`` seconds, instead of in bursts.
+        pacing: spend the budget evenly instead of in bursts, one call
+            every ``(period + margin) / (calls - 1)`` seconds (a budget of
+            one call: every ``period + margin``).
     """
 
     calls: int = attrs.field(
@@ -77,8 +82,8 @@ class RateLimit:
 
     @property
     def interval(self) -> float:
-        """The spacing between calls when pacing."""
-        return self.window / self.calls
+        """The spacing between calls when pacing: N - 1 per window."""
+        return self.window / max(1, self.calls - 1)
 
 
 #: The documented limits, per website, by client method name.
