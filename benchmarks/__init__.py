@@ -24,4 +24,5 @@ BENCHMARKS = (
     "ratelimit",
     "budget_check",
     "shared_budget",
+    "bench_support_page",
 )

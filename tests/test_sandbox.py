@@ -2205,7 +2205,7 @@ class TestPytestPlugin:
     def run(
         self, tmp_path: Path, *args: str
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             [sys.executable, *args],
             cwd=tmp_path,
             env=_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
