@@ -84,7 +84,7 @@ class TestLedger:
         await other.pace(600.0)
         assert (await other.try_take(None)).slot is not None
         spaced = await other.try_take(None)
-        assert spaced.wait == pytest.approx(61 / 9, abs=0.2)
+        assert spaced.wait == pytest.approx(60 / 9 + 1, abs=0.2)
         assert (await other.status()).mode == "pace"
 
     async def test_keys_are_hashed_namespaced_and_expire(

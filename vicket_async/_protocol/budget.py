@@ -16,8 +16,9 @@ refuse a burst that the rule allows. Against such a server only an even pace
 is safe, and not quite N per window: when the previous window held N calls,
 the estimate at the start of the next one is already N, so the first call of
 each window would be refused. Pacing therefore spaces calls by
-``(period + margin) / (calls - 1)``, which keeps every window at N - 1 or
-fewer and leaves the estimate the room it needs. The log has two modes,
+``period / (calls - 1) + margin``: N - 1 per window leaves the estimate the
+room it needs, and the margin on every gap keeps two calls from arriving
+closer than that, however their time in flight varies. The log has two modes,
 bursting (the default) and pacing, and a server 429 switches a budget to
 pacing for a while.
 """
@@ -59,7 +60,7 @@ class RateLimit:
             request spends in flight; defaults to a sixtieth of the period
             (one second on a minute).
         pacing: spend the budget evenly instead of in bursts, one call
-            every ``(period + margin) / (calls - 1)`` seconds (a budget of
+            every ``period / (calls - 1) + margin`` seconds (a budget of
             one call: every ``period + margin``).
     """
 
@@ -75,15 +76,19 @@ class RateLimit:
     pacing: bool = attrs.field(default=False, kw_only=True)
 
     @property
+    def slack(self) -> float:
+        """The margin in seconds: given, or a sixtieth of the period."""
+        return self.period / 60 if self.margin is None else self.margin
+
+    @property
     def window(self) -> float:
         """The period plus the margin: the window the log enforces."""
-        margin = self.period / 60 if self.margin is None else self.margin
-        return self.period + margin
+        return self.period + self.slack
 
     @property
     def interval(self) -> float:
         """The spacing between calls when pacing: N - 1 per window."""
-        return self.window / max(1, self.calls - 1)
+        return self.period / max(1, self.calls - 1) + self.slack
 
 
 #: The documented limits, per website, by client method name.
