@@ -297,7 +297,7 @@ class TestResume:
         await run(rows[:1], vicket_sandbox, journal)
         # A run that died while row 2 was in flight leaves it like this.
         book = Journal(journal)
-        book.mark_sending(2, content_key(rows[1]))
+        book.mark_sending([(2, content_key(rows[1]))])
         book.close()
 
         outcomes = by_row(await run(rows, vicket_sandbox, journal))

@@ -372,7 +372,7 @@ class TestJournal:
         book.note(
             [(1, "k1", "skipped", "bad email"), (2, "k2", "pending", None)]
         )
-        book.mark_sending(3, "k3")
+        book.mark_sending([(3, "k3")])
         book.finish(4, "k4", "done", warning="slow", email_limit_reached=True)
         book.close()
 
@@ -406,7 +406,7 @@ class TestJournal:
         book = JournalThread(Journal(path))
         await book.note(1, "k1", "pending")
         await book.note(2, "k2", "skipped", "bad")
-        await book.mark_sending(1, "k1")
+        await book.mark_sending([(1, "k1")])
         await book.note(3, "k3", "pending")
         await book.finish(1, "k1", "done")
         await book.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
 import signal
 import sys
@@ -448,6 +449,9 @@ async def _send(
     notes = 0
     halted = None
     ticker = asyncio.create_task(_tick(progress))
+    warnings = _ProgressLog(progress)
+    logger = logging.getLogger("vicket_async")
+    logger.addHandler(warnings)
     try:
         async with client_factory(command) as client:
             async for outcome in import_tickets(
@@ -476,12 +480,24 @@ async def _send(
     except ImportHaltedError as error:
         halted = str(error)
     finally:
+        logger.removeHandler(warnings)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         progress.finish()
 
     return tally, halted
+
+
+class _ProgressLog(logging.Handler):
+    """Shows the client's warnings (a 429, say) above the progress line."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.WARNING)
+        self._progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._progress.note(f"warning: {record.getMessage()}")
 
 
 async def _tick(progress: Progress) -> None:

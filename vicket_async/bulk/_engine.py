@@ -1,13 +1,13 @@
 """
 The import engine: rows in, tickets out, every step in the journal.
 
-Each row is looked up in the journal, checked against its template without
-I/O, and only then given to a sender. Senders take turns at a gate: the one
-at the gate waits until the client's ``create_ticket`` budget has room,
-commits the row as ``sending``, starts the request and lets the next one
-in. Committing only when the budget has room keeps the window in which a
-crash leaves a row ambiguous down to the request itself, rather than the
-minutes a row can spend waiting for its turn under a 10-per-minute limit.
+Each row is looked up in the journal and checked against its template
+without I/O; a row to send then waits in line for a dispatcher, which
+commits it as ``sending`` only as the client's ``create_ticket`` budget is
+about to have room, and starts its request the moment it has. Committing
+so late keeps the window in which a crash leaves a row ambiguous down to
+the request itself, rather than the minutes a row can spend in line under
+a 10-per-minute limit.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import contextlib
 import enum
 import hashlib
 import os
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Coroutine,
     Iterable,
     Mapping,
 )
@@ -30,8 +32,8 @@ from typing import Any, Final, TypeAlias
 import aiohttp
 import attrs
 
-from .._client import VicketClient
-from .._models import SupportPage
+from .._client import Response, VicketClient
+from .._models import SupportPage, TicketCreated
 from ..exceptions import (
     AnswerValidationError,
     APIError,
@@ -116,6 +118,9 @@ class RowOutcome:
     earlier: bool = False
 
 
+_Call: TypeAlias = "asyncio.Future[Response[TicketCreated]]"
+
+
 @attrs.frozen
 class _Job:
     """A checked row on its way to the server."""
@@ -123,6 +128,10 @@ class _Job:
     row: int
     key: str
     draft: Draft
+
+
+#: A row in line, and where the dispatcher puts its request (None: stop).
+_Waiting: TypeAlias = "tuple[_Job, asyncio.Future[_Call | None]]"
 
 
 async def import_tickets(
@@ -274,7 +283,8 @@ class _Run:
         self._concurrency = concurrency
         self._shard = shard
         self._resend = resend_ambiguous
-        self._gate = asyncio.Lock()
+        self._waiting: deque[_Waiting] = deque()
+        self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._halted: str | None = None
         self._streak = 0
@@ -304,6 +314,9 @@ class _Run:
 
     async def outcomes(self, rows: Rows) -> AsyncGenerator[RowOutcome]:
         inflight: set[asyncio.Task[RowOutcome | None]] = set()
+        dispatcher = None
+        if not self._dry_run:
+            dispatcher = asyncio.create_task(self._dispatch())
         try:
             seen = 0
             last = 0
@@ -356,6 +369,11 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
             raise
+        finally:
+            if dispatcher is not None:
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
         if self._halted is not None:
             raise ImportHaltedError(self._halted)
 
@@ -472,36 +490,21 @@ class _Run:
         journal = self._journal
         assert journal is not None
         draft = job.draft
-        async with self._gate:
-            # The commit overlaps the end of the wait for the budget, so
-            # that the request still goes out the moment its slot frees.
-            lead = min(_MAX_LEAD, max(_MIN_LEAD, 2 * self._commit_seconds))
-            if not await self._budget_ready(lead=lead):
-                return None
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            await journal.mark_sending(job.row, job.key)
-            took = loop.time() - started
-            self._commit_seconds += (took - self._commit_seconds) / 4
-            # Committed as sending: it goes out now, stop or not. The slot
-            # frees on the clock, so there is no event to wait for.
-            while (wait := await self._budget_wait()) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(wait)
-            call = asyncio.ensure_future(
-                self._client.with_response.create_ticket(
-                    email=draft.email,
-                    title=draft.title,
-                    template=draft.template,
-                    answers=draft.answers,
-                )
-            )
-            try:
-                # One turn of the loop lets the call take its budget slot
-                # before the next sender looks at the budget.
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
+        ticket: asyncio.Future[_Call | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((job, ticket))
+        self._wake.set()
+        try:
+            call = await ticket
+        except asyncio.CancelledError:
+            if ticket.done() and not ticket.cancelled():
+                launched = ticket.result()
+                if launched is not None:
+                    launched.cancel()
+            raise
+        if call is None:
+            return None
         try:
             response = await call
         except VicketError as error:
@@ -539,6 +542,73 @@ class _Run:
             title=draft.title,
         )
 
+    async def _dispatch(self) -> None:
+        """
+        Hand rows to the server as the budget frees, committed beforehand.
+
+        Rows wait here in order. The commit of ``sending`` starts just
+        before the next budget slot frees (about twice the time recent
+        commits took), so that it overlaps the wait rather than delaying
+        the request; rows for slots that are free together are committed
+        together. A crash in that moment leaves rows that never went out
+        ambiguous, which is why the lead stays short.
+        """
+        journal = self._journal
+        assert journal is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                lead = min(_MAX_LEAD, max(_MIN_LEAD, 2 * self._commit_seconds))
+                if not await self._budget_ready(lead=lead):
+                    for _, ticket in self._waiting:
+                        if not ticket.done():
+                            ticket.set_result(None)
+                    self._waiting.clear()
+                    break
+                batch = self._take_batch(await self._free_slots())
+                if not batch:
+                    continue
+                started = loop.time()
+                await journal.mark_sending(
+                    [(job.row, job.key) for job, _ in batch]
+                )
+                took = loop.time() - started
+                self._commit_seconds += (took - self._commit_seconds) / 4
+                for job, ticket in batch:
+                    # Committed as sending: it goes out now, stop or not.
+                    # The slot frees on the clock: no event to wait for.
+                    while (wait := await self._budget_wait()) > 0:  # noqa: ASYNC110
+                        await asyncio.sleep(wait)
+                    call = asyncio.ensure_future(self._create(job.draft))
+                    if ticket.cancelled():
+                        call.cancel()
+                        continue
+                    ticket.set_result(call)
+                    # One turn of the loop lets the call take its slot
+                    # before the next row looks at the budget.
+                    await asyncio.sleep(0)
+
+    def _take_batch(self, free: int) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        while self._waiting and len(batch) < max(1, free):
+            job, ticket = self._waiting.popleft()
+            if not ticket.done():
+                batch.append((job, ticket))
+
+        return batch
+
+    def _create(
+        self, draft: Draft
+    ) -> Coroutine[Any, Any, Response[TicketCreated]]:
+        return self._client.with_response.create_ticket(
+            email=draft.email,
+            title=draft.title,
+            template=draft.template,
+            answers=draft.answers,
+        )
+
     async def _budget_ready(self, *, lead: float = 0.0) -> bool:
         """
         Wait until a ticket may go out within ``lead`` seconds.
@@ -556,10 +626,19 @@ class _Run:
         return False
 
     async def _budget_wait(self) -> float:
-        statuses = await self._client.budget_status()
-        status = statuses.get("create_ticket")
+        status = (await self._client.budget_status()).get("create_ticket")
 
         return 0.0 if status is None else status.next_free_in
+
+    async def _free_slots(self) -> int:
+        """How many tickets may go out at once right now."""
+        status = (await self._client.budget_status()).get("create_ticket")
+        if status is None:
+            return self._concurrency
+        if status.next_free_in > 0:
+            return 0
+
+        return status.remaining
 
     def _note_failure(self, error: VicketError, state: str) -> None:
         if isinstance(error, AuthenticationError):

@@ -247,12 +247,13 @@ class Journal:
             self._durably(notes, lambda: None)
 
     def mark_sending(
-        self, row: int, key: str, notes: Sequence[Note] = ()
+        self, rows: Sequence[tuple[int, str]], notes: Sequence[Note] = ()
     ) -> None:
-        """Durably record that the row's request is about to go out."""
+        """Durably record that these rows' requests are about to go out."""
 
         def write() -> None:
-            self._write(row, key, "sending", None, sent=True)
+            for row, key in rows:
+                self._write(row, key, "sending", None, sent=True)
 
         self._durably(notes, write)
 
@@ -427,10 +428,10 @@ class JournalThread:
                 functools.partial(self.journal.note, self._take_notes())
             )
 
-    async def mark_sending(self, row: int, key: str) -> None:
+    async def mark_sending(self, rows: Sequence[tuple[int, str]]) -> None:
         await self._run(
             functools.partial(
-                self.journal.mark_sending, row, key, self._take_notes()
+                self.journal.mark_sending, rows, self._take_notes()
             )
         )
 
