@@ -28,7 +28,7 @@ from vicket_async import (
     UploadError,
     VicketClient,
 )
-from vicket_async.sandbox import Sandbox
+from vicket_async.sandbox import Sandbox, SandboxProcess
 
 REPORTER = "grace@example.com"
 
@@ -436,3 +436,19 @@ async def _serve(handler: Any, host: str, port: int) -> AsyncIterator[str]:
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+class TestSandboxProcess:
+    async def test_a_sandbox_in_its_own_process(self) -> None:
+        with SandboxProcess("--shape", "integration") as sandbox:
+            async with VicketClient(
+                api_key=sandbox.api_key, base_url=sandbox.base_url
+            ) as vicket:
+                page = await vicket.init()
+            pid = sandbox.pid
+        sandbox.stop()
+
+        assert page.template("tpl_bug").icon
+        assert pid is not None
+        assert sandbox.pid is None
+        assert "not running" in repr(sandbox)

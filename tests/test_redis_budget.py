@@ -23,9 +23,9 @@ from vicket_async import (
 )
 from vicket_async._budgets import Budget
 from vicket_async._protocol.endpoints import Endpoint
+from vicket_async.sandbox import SandboxProcess
 
 from .redis_server import free_port, redis_server
-from .sandbox_process import sandbox_process
 
 KEY = "vk_redis_test_key_never_stored"
 
@@ -143,7 +143,7 @@ class TestSharing:
     def test_four_processes_draw_no_429(
         self, redis_url: str, prefix: str
     ) -> None:
-        with sandbox_process("--time-scale", "60") as sandbox:
+        with SandboxProcess("--time-scale", "60") as sandbox:
             workers = [
                 subprocess.Popen(
                     [

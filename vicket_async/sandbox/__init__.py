@@ -13,6 +13,7 @@ from ._app import make_app
 from ._clock import SandboxClock, format_timestamp
 from ._endpoints import ANY_ENDPOINT, API_PREFIX, ENDPOINTS
 from ._faults import FAULT_KINDS, Fault, FaultInjector, FaultKind
+from ._process import SandboxProcess
 from ._ratelimit import (
     DEFAULT_RATE_LIMITS,
     RATE_LIMIT_MODES,
@@ -68,6 +69,7 @@ __all__ = [
     "RequestRecord",
     "Sandbox",
     "SandboxClock",
+    "SandboxProcess",
     "SandboxState",
     "Template",
     "Ticket",
