@@ -36,7 +36,8 @@ class SandboxProcess:
         self.api_key = ""
 
     def __repr__(self) -> str:
-        return f"<SandboxProcess {self.base_url or 'not running'}>"
+        where = self.base_url if self._process is not None else "not running"
+        return f"<SandboxProcess {where}>"
 
     def __enter__(self) -> Self:
         # The command is this interpreter and the caller's options.
