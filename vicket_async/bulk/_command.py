@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import shlex
 import signal
@@ -448,6 +449,11 @@ async def _send(
         )
     notes = 0
     halted = None
+    # A run lasts hours. A full collection walks every object the libraries
+    # loaded, and the pause delays the requests due then; each budget slot
+    # carries that delay into every later window. Frozen objects are not
+    # walked again.
+    gc.freeze()
     ticker = asyncio.create_task(_tick(progress))
     warnings = _ProgressLog(progress)
     logger = logging.getLogger("vicket_async")
@@ -480,6 +486,7 @@ async def _send(
     except ImportHaltedError as error:
         halted = str(error)
     finally:
+        gc.unfreeze()
         logger.removeHandler(warnings)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
