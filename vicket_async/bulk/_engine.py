@@ -64,8 +64,6 @@ MAX_FAILURE_STREAK: Final = 10
 #: A crash in that moment leaves an unsent row ambiguous, so it stays short.
 _MIN_LEAD: Final = 0.01
 _MAX_LEAD: Final = 0.25
-#: The last seconds before a slot frees, waited in turns of the loop.
-_SPIN: Final = 0.001
 #: Statuses that say the server did not process the request.
 _NOT_PROCESSED: Final = frozenset({429, 503})
 
@@ -626,16 +624,10 @@ class _Run:
         return False
 
     async def _until_free(self) -> None:
-        """
-        Wait for the next budget slot, ignoring the stop event.
-
-        A timer wakes up to a millisecond late, and each request's delay
-        carries into the next window of its slot, so the last moments pass
-        in turns of the loop instead. The slot frees on the clock: there is
-        no event to wait for.
-        """
+        """Wait for the next budget slot, whatever the stop event says."""
+        # The slot frees on the clock: there is no event to wait for.
         while (wait := await self._budget_wait()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(wait - _SPIN if wait > _SPIN else 0)
+            await asyncio.sleep(wait)
 
     async def _budget_wait(self) -> float:
         status = (await self._client.budget_status()).get("create_ticket")
@@ -646,7 +638,7 @@ class _Run:
         """How many tickets may go out at once right now."""
         status = (await self._client.budget_status()).get("create_ticket")
         if status is None:
-            return self._concurrency
+            return len(self._waiting)
         if status.next_free_in > 0:
             return 0
 
