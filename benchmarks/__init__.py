@@ -25,4 +25,5 @@ BENCHMARKS = (
     "budget_check",
     "shared_budget",
     "bench_support_page",
+    "bench_import",
 )

@@ -27,7 +27,6 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from ._common import (
     RESULTS_DIR,
@@ -137,29 +136,8 @@ def run(args: argparse.Namespace) -> Report:
 class _Sandbox(RatedSandbox):
     """`RatedSandbox`, with its garbage collector switched off."""
 
-    def __enter__(self) -> Self:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _SANDBOX, *self._args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-            env=child_env(),
-        )
-        self._process = process
-        assert process.stdout is not None
-        for _ in range(2):
-            key, _, value = process.stdout.readline().strip().partition("=")
-            if key == "VICKET_SANDBOX_URL":
-                self.base_url = value
-            elif key == "VICKET_SANDBOX_API_KEY":
-                self.api_key = value
-        if not self.base_url:
-            self._stop()
-            msg = "the sandbox process did not start"
-            raise RuntimeError(msg)
-
-        return self
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", _SANDBOX, "--port", "0", *self.options]
 
 
 def _write_rows(path: Path, count: int, tag: str) -> Path:
@@ -206,7 +184,7 @@ def _import(
     concurrency: int,
 ) -> dict[str, Any]:
     source = _write_rows(work / "import.csv", rows, "Imported ticket")
-    asyncio.run(sandbox.control("POST", "reset"))
+    sandbox.control("POST", "reset")
     # Let the sandbox's rate windows start afresh.
     time.sleep(period * 1.1)
     started = time.monotonic()
@@ -245,8 +223,8 @@ def _import(
     if status != 0:
         msg = f"the import exited with {status}:\n{out}\n{''.join(errors)}"
         raise RuntimeError(msg)
-    tickets = asyncio.run(sandbox.control("GET", "tickets"))
-    statuses = asyncio.run(sandbox.statuses("create_ticket"))
+    tickets = sandbox.control("GET", "tickets")
+    statuses = sandbox.statuses("create_ticket")
     allowed = rows * period / CALLS
     whole = finished - started
     phase = finished - sending[0] if sending else None

@@ -138,10 +138,10 @@ def run(args: argparse.Namespace) -> Report:
 async def _case(
     sandbox: RatedSandbox, client: str, args: Any, windows: int
 ) -> Outcome:
-    await sandbox.control("POST", "reset")
-    await sandbox.control("POST", "rate-limits/reset")
+    sandbox.control("POST", "reset")
+    sandbox.control("POST", "rate-limits/reset")
     if args.jitter_ms:
-        await sandbox.control(
+        sandbox.control(
             "PUT", "faults/jitter", {"min_ms": 1, "max_ms": args.jitter_ms}
         )
     # Let the sandbox's windows start afresh for every case.
@@ -161,7 +161,7 @@ async def _case(
         await _ours(sandbox, args, stop_at, created)
     else:
         await _plain(sandbox, client, args, stop_at, created)
-    statuses = await sandbox.statuses("create_ticket")
+    statuses = sandbox.statuses("create_ticket")
     outcome.refused = statuses.count(429)
 
     return outcome

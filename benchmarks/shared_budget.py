@@ -136,7 +136,8 @@ def _case(
     args: Any,
     windows: int,
 ) -> dict[str, Any]:
-    asyncio.run(_reset(sandbox))
+    sandbox.control("POST", "reset")
+    time.sleep(1.1)
     seconds = windows * args.period
     start_at = time.time() + 1.5
     workers = [
@@ -162,7 +163,7 @@ def _case(
         json.loads(worker.communicate(timeout=seconds + 120)[0])
         for worker in workers
     ]
-    statuses = asyncio.run(sandbox.statuses("create_ticket"))
+    statuses = sandbox.statuses("create_ticket")
     created = sum(result["created"] for result in results)
 
     return {
@@ -171,8 +172,3 @@ def _case(
         "created": created,
         "share": created / (CALLS * windows),
     }
-
-
-async def _reset(sandbox: RatedSandbox) -> None:
-    await sandbox.control("POST", "reset")
-    await asyncio.sleep(1.1)

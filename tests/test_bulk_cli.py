@@ -88,7 +88,7 @@ class TestHelp:
             for option in action.option_strings
             if option.startswith("--") and option != "--help"
         ]
-        assert len(options) == 15
+        assert len(options) == 16
         for option in options:
             assert option in text
             assert option in epilog, f"no example uses {option}"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,8 @@ from vicket_async._budgets import Budget
 from vicket_async._protocol.endpoints import Endpoint
 from vicket_async.sandbox import SandboxProcess
 
+from .bulk_support import SandboxProcess as BulkSandbox
+from .bulk_support import feature_rows, write_csv
 from .redis_server import free_port, redis_server
 
 KEY = "vk_redis_test_key_never_stored"
@@ -242,3 +245,47 @@ class TestRedisAway:
     def test_redis_is_optional(self) -> None:
         with pytest.raises(ConfigurationError, match="url or a client"):
             RedisBudgetStore()
+
+
+class TestImportShards:
+    def test_shards_share_one_budget_through_redis(
+        self, redis_url: str, tmp_path: Path
+    ) -> None:
+        source = write_csv(tmp_path / "tickets.csv", feature_rows(40))
+        with BulkSandbox(time_scale=60) as sandbox:
+            shards = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "vicket_async",
+                        "import",
+                        str(source),
+                        "--template",
+                        "tpl_feature",
+                        "--yes",
+                        "--rate-limit",
+                        "10/1",
+                        "--shard",
+                        f"{index}/2",
+                        "--redis-url",
+                        redis_url,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=sandbox.env(),
+                )
+                for index in (1, 2)
+            ]
+            statuses = [shard.wait(120) for shard in shards]
+            tickets = sandbox.tickets()
+            created = sandbox.control("GET", "requests?endpoint=create_ticket")
+
+        assert statuses == [0, 0]
+        assert sorted(t["title"] for t in tickets) == sorted(
+            f"Idea {n}" for n in range(1, 41)
+        )
+        # Each shard alone keeps to 10 a window; only the shared budget
+        # keeps the two together from drawing 429s.
+        assert [r["status"] for r in created] == [201] * 40

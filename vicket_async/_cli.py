@@ -52,7 +52,10 @@ examples:
   keep the journal elsewhere and write every row's outcome:
     vicket import tickets.csv --journal /var/lib/import.sqlite \\
         --report outcome.jsonl
-  split the work over two machines (each gets its own journal):
+  split the work over two machines sharing the budget in Redis:
+    vicket import tickets.csv --shard 1/2 --redis-url redis://cache:6379
+    vicket import tickets.csv --shard 2/2 --redis-url redis://cache:6379
+  the same without Redis (each gets half of the budget):
     vicket import tickets.csv --shard 1/2 --rate-limit 5/60
     vicket import tickets.csv --shard 2/2 --rate-limit 5/60
   after checking in Vicket that the ambiguous rows are missing:
@@ -75,9 +78,10 @@ resuming:
   at the end of the file, or put them in a new file.
 
 shards and rate limits:
-  Each process keeps its own rate budget. Workers on several machines share
-  one API key's budget only through a shared budget store; without one,
-  give each worker its share with --rate-limit (5/60 each for two workers).
+  Each shard keeps its own journal. The rate budget belongs to the API key:
+  with --redis-url (or $VICKET_REDIS_URL) every worker, on any machine,
+  spends one budget kept in Redis; without it each process keeps its own,
+  so give each worker its share with --rate-limit (5/60 each for two).
 
 exit status:
   0 every row done (a dry run: every row valid); 1 some rows invalid,
@@ -165,6 +169,14 @@ def _add_import(
         help=(
             "the API origin (default: $VICKET_BASE_URL, then "
             "https://api.vicket.app)"
+        ),
+    )
+    api.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help=(
+            "keep the rate budget in this Redis server, shared by every "
+            "worker and shard of the key (default: $VICKET_REDIS_URL)"
         ),
     )
     api.add_argument(
@@ -292,6 +304,7 @@ def _run_import(args: argparse.Namespace, argv: Sequence[str]) -> int:
         concurrency=args.concurrency,
         rate_limit=args.rate_limit,
         resume=resume_arguments(argv),
+        client_options={"redis_url": args.redis_url} if args.redis_url else {},
     )
 
     return run_import(command)

@@ -98,8 +98,10 @@ class VicketClient:
         on_event: called with each `BudgetWaited`, `RetryScheduled`,
             `RateLimited` and `ModeChanged` event as it happens.
         budget_store: where rate budgets live; by default in this process.
-            A `RedisBudgetStore` shares them between processes and hosts;
-            ``VICKET_REDIS_URL`` makes one when this is not given.
+            A `RedisBudgetStore` shares them between processes and hosts.
+        redis_url: a shorter way to the same: keep the budgets in the Redis
+            server at this URL (``VICKET_REDIS_URL`` by default), with a
+            store the client opens and closes itself.
         allow_insecure_http: allow ``http://`` to hosts other than loopback.
         strict: reject answers with fields this SDK does not know, for
             testing a contract against the API.
@@ -125,6 +127,7 @@ class VicketClient:
         deadline: float | None = None,
         on_event: EventHook | None = None,
         budget_store: BudgetStore | None = None,
+        redis_url: str | None = None,
         allow_insecure_http: bool = False,
         strict: bool = False,
         cache_ttl: float | None = 60.0,
@@ -159,11 +162,16 @@ class VicketClient:
         self._limits = _merge_limits(rate_limits)
         # The budget's name: a hash of the origin and the key, never the key.
         self._budget_id = budget_key(f"{self._base_url} {key.strip()}")
+        if budget_store is not None and redis_url is not None:
+            msg = "pass budget_store or redis_url, not both"
+            raise ConfigurationError(msg)
         self._owns_store = budget_store is None
-        if budget_store is None and os.environ.get("VICKET_REDIS_URL"):
+        if budget_store is None:
+            redis_url = redis_url or os.environ.get("VICKET_REDIS_URL")
+        if budget_store is None and redis_url:
             from ._redis_budget import RedisBudgetStore
 
-            budget_store = RedisBudgetStore(os.environ["VICKET_REDIS_URL"])
+            budget_store = RedisBudgetStore(redis_url)
         self._store = budget_store
         self._retry = retry
         self._deadline = deadline
