@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import vicket_async
+from vicket_async._cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,3 +43,16 @@ def test_public_names_are_pinned() -> None:
     assert {"VicketClient", "FileUpload", "RateLimit", "VicketError"} <= set(
         names
     )
+
+
+def test_the_demo_walks_through_every_endpoint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = main(["demo"])
+    out = capsys.readouterr().out
+
+    assert status == 0
+    for step in ("1. init", "2. create_ticket", "4. get_ticket", "5. reply"):
+        assert step in out
+    assert "6. get_article" in out
+    assert out.rstrip().endswith("Done: every endpoint answered.")
