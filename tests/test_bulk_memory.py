@@ -20,8 +20,10 @@ from tests.bulk_support import (
 
 LARGE = 200_000
 SMALL = 2_000
-#: Peak memory of the whole process, interpreter and libraries included.
-CEILING_MIB = 80
+#: Peak memory of the whole process, interpreter and libraries included:
+#: the figure promised for a dry run of any size. What the libraries take
+#: varies between installs; flatness is the growth check below.
+CEILING_MIB = 100
 #: How much more the large file may take than the small one.
 GROWTH_MIB = 8
 
