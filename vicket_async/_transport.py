@@ -21,7 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._protocol.answers import Body
-from ._protocol.endpoints import Endpoint, origin_of, redact_text, redact_url
+from ._protocol.endpoints import Endpoint, origin_of, redact_text
 from .exceptions import (
     ClientStateError,
     TransportError,
@@ -67,12 +67,11 @@ class Timeouts:
 
 @attrs.frozen(kw_only=True)
 class RawResponse:
-    """An HTTP answer as received; ``url`` has any token redacted."""
+    """An HTTP answer as received."""
 
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
-    url: str
     elapsed: float
 
 
@@ -234,7 +233,6 @@ class Transport:
                 status=status,
                 headers=headers,
                 body=payload,
-                url=redact_url(url),
                 elapsed=time.monotonic() - started,
             )
 
