@@ -191,7 +191,7 @@ async def _init_statuses(base_url: str) -> list[int]:
 
 
 class TestRedisAway:
-    async def test_fail_mode_raises_quickly(self) -> None:
+    async def test_fail_mode_raises_quickly_then_recovers(self) -> None:
         port = free_port()
         with redis_server(port) as url:
             store = RedisBudgetStore(url, prefix="away")
@@ -205,7 +205,17 @@ class TestRedisAway:
 
         assert loop.time() - started < 2
         assert "on_error='local'" in str(info.value)
-        await store.aclose()
+        assert type(info.value.__cause__).__name__ == "ConnectionError"
+
+        # Back again: the next call is decided by Redis once more (a fresh
+        # server, so the budget starts empty).
+        with redis_server(port):
+            slot = await budget.acquire()
+            status = await budget.ledger.status()
+            await slot.mark_sent()
+            await store.aclose()
+
+        assert status.remaining == 4
 
     async def test_local_fallback_and_return(
         self, caplog: pytest.LogCaptureFixture
