@@ -37,16 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
-    RESULTS_DIR,
     ROOT,
     Column,
     Report,
-    add_common_arguments,
     child_env,
-    machine,
-    print_header,
     sized,
-    write_json,
 )
 from ._rated_sandbox import RatedSandbox
 
@@ -375,28 +370,3 @@ def _report(
     )
 
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run this benchmark alone, as ``python -m benchmarks.bench_import``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_import",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_arguments(parser)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    info = machine()
-    print_header(DESCRIPTION, info)
-    report = run(args)
-    report.print()
-    path = args.json or RESULTS_DIR / "bench_import.json"
-    write_json(path, report.to_json(info))
-    print(f"\nResults written to {path}", flush=True)
-
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -423,36 +423,3 @@ def _report(
     }
 
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run this benchmark alone, as the ``python -m benchmarks`` runner."""
-    from ._common import (
-        RESULTS_DIR,
-        add_common_arguments,
-        machine,
-        print_header,
-        write_json,
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_support_page",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_arguments(parser)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    info = machine()
-    print_header(DESCRIPTION, info)
-    report = run(args)
-    report.print()
-    path = args.json or RESULTS_DIR / "bench_support_page.json"
-    write_json(path, report.to_json(info))
-    print(f"\nResults written to {path}", flush=True)
-
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -249,6 +249,7 @@ def _report(
         rows=rows,
     )
     verdicts = []
+    results = []
     for row in rows:
         if row["client"] != "ours":
             continue
@@ -266,12 +267,16 @@ def _report(
             f"{CLIENTS[p['client']]}: {p['refused']} 429s, {p['share']:.1%}"
             for p in peers
         )
+        results.append(met)
         verdicts.append(
             f"{row['mode']}: ours {row['refused']} 429s, "
             f"{row['share']:.1%} of the limit ({'meets' if met else 'misses'}"
             f" the target of {target}); {peer_text}"
         )
-    report.summary = {"verdicts": verdicts}
+    report.summary = {
+        "verdicts": verdicts,
+        "target_met": None if quick else all(results),
+    }
     report.notes.append(
         "share of limit = tickets created / (calls per window x windows); "
         "the margin for time in flight caps a bursting client at about "

@@ -148,3 +148,64 @@ class TestBenchmarks:
         assert rows["ours_path"]["held_mib"] == 0
         # The generated file is gone.
         assert list(tmp_path.glob("vicket-bench-*")) == []
+
+
+class TestBudgetBenchmarks:
+    def test_ratelimit(self, tmp_path: Path) -> None:
+        document = _run("ratelimit", tmp_path, "--windows=2", "--callers=20")
+
+        rows = document["rows"]
+        assert [row["client"] for row in rows] == [
+            "ours",
+            "aiolimiter",
+            "retry",
+        ]
+        for row in rows:
+            _positive(row, "created", "share")
+            assert row["refused"] >= 0
+        ours = rows[0]
+        assert ours["created"] <= 10 * 2 + 10
+
+    def test_budget_check(self, tmp_path: Path) -> None:
+        document = _run("budget_check", tmp_path, "--calls=200")
+
+        cases = [row["case"] for row in document["rows"]]
+        assert cases[:3] == [
+            "ours, in-process budget of 30",
+            "ours, in-process budget of 10**9",
+            "aiolimiter AsyncLimiter.acquire()",
+        ]
+        for row in document["rows"]:
+            _positive(row, "median_us", "p99_us", "ratio")
+
+    def test_shared_budget(self, tmp_path: Path) -> None:
+        document = _run(
+            "shared_budget", tmp_path, "--windows=1", "--callers=5"
+        )
+
+        rows = {row["case"]: row for row in document["rows"]}
+        assert "per process" in rows
+        for row in rows.values():
+            _positive(row, "created", "share")
+        if "Redis, shared" in rows:
+            assert rows["Redis, shared"]["refused"] == 0
+
+
+class TestAppBenchmarks:
+    def test_support_page(self, tmp_path: Path) -> None:
+        document = _run(
+            "bench_support_page",
+            tmp_path,
+            "--page-loads=20",
+            "--init-calls=50",
+            "--upload-mib=2",
+        )
+
+        assert document["rows"]
+        assert document["summary"]["verdicts"]
+
+    def test_import(self, tmp_path: Path) -> None:
+        document = _run("bench_import", tmp_path)
+
+        assert document["rows"]
+        assert document["summary"]["verdicts"]
