@@ -24,6 +24,6 @@ BENCHMARKS = (
     "ratelimit",
     "budget_check",
     "shared_budget",
-    "bench_support_page",
-    "bench_import",
+    "support_page",
+    "bulk_import",
 )

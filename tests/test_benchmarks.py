@@ -194,7 +194,7 @@ class TestBudgetBenchmarks:
 class TestAppBenchmarks:
     def test_support_page(self, tmp_path: Path) -> None:
         document = _run(
-            "bench_support_page",
+            "support_page",
             tmp_path,
             "--page-loads=20",
             "--init-calls=50",
@@ -205,7 +205,7 @@ class TestAppBenchmarks:
         assert document["summary"]["verdicts"]
 
     def test_import(self, tmp_path: Path) -> None:
-        document = _run("bench_import", tmp_path)
+        document = _run("bulk_import", tmp_path)
 
         assert document["rows"]
         assert document["summary"]["verdicts"]

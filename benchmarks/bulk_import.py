@@ -287,7 +287,7 @@ def _report(
     quick: bool,
 ) -> Report:
     report = Report(
-        name="bench_import",
+        name="bulk_import",
         title=DESCRIPTION,
         params=params,
         quick=quick,

@@ -394,7 +394,7 @@ def _report(
         "file at a time and hands it on to Vicket before reading the next.",
     ]
     report = Report(
-        name="bench_support_page",
+        name="support_page",
         title="the support page: cached reads and a streamed upload",
         params=params,
         quick=quick,
