@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from vicket_async import (
     BudgetStatus,
+    BudgetWaited,
     Mode,
     RateLimit,
     RateLimitError,
@@ -266,6 +268,23 @@ class TestBudget:
         assert status.mode is Mode.PACE
         clock.now += 601
         assert (await budget.ledger.status()).mode is Mode.BURST
+
+    async def test_a_long_wait_is_logged_and_reported(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        events: list[object] = []
+        budget = make_budget(RateLimit(1, 1.0, margin=0.05))
+        first = await budget.acquire()
+        await first.mark_sent()
+
+        with caplog.at_level(logging.INFO, logger="vicket_async"):
+            await budget.acquire(on_event=events.append)
+
+        (waited,) = events
+        assert isinstance(waited, BudgetWaited)
+        assert waited.seconds >= 1.0
+        assert "s for the reply budget" in caplog.text
+        assert caplog.records[0].levelname == "INFO"
 
     async def test_repeated_refusals_pace_longer(self) -> None:
         clock = FakeClock()

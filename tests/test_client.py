@@ -32,6 +32,9 @@ from vicket_async import (
     VicketError,
     VicketTimeoutError,
 )
+from vicket_async._protocol.endpoints import Endpoint
+from vicket_async._transport import Transport
+from vicket_async.exceptions import UnsafeRedirectError
 
 from . import spec_examples
 from .conftest import API, API_KEY, BASE_URL
@@ -423,3 +426,37 @@ class TestSecrets:
 
 def _url(text: str) -> URL:
     return URL(text)
+
+
+class TestRedirectRule:
+    """The transport's rule for redirects, without a TLS server."""
+
+    def follow(self, base: str, location: str) -> tuple[str, str]:
+        transport = Transport(
+            base_url=base,
+            api_key=API_KEY,
+            session=None,
+            timeouts=Timeouts(),
+            user_agent="test",
+        )
+        return transport._follow(
+            Endpoint.INIT, "GET", 302, URL(f"{base}/a"), location
+        )
+
+    def test_https_to_http_is_refused(self) -> None:
+        with pytest.raises(UnsafeRedirectError, match="https to plain http"):
+            self.follow("https://api.vicket.app", "http://api.vicket.app/b")
+
+    def test_another_origin_is_refused(self) -> None:
+        with pytest.raises(UnsafeRedirectError, match="another origin"):
+            self.follow("https://api.vicket.app", "https://evil.example/b")
+        with pytest.raises(UnsafeRedirectError, match="another origin"):
+            self.follow(
+                "https://api.vicket.app", "https://api.vicket.app:8443"
+            )
+
+    def test_same_origin_is_followed(self) -> None:
+        url, method = self.follow("https://api.vicket.app", "/moved")
+
+        assert url == "https://api.vicket.app/moved"
+        assert method == "GET"
