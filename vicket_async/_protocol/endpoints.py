@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 API_PREFIX = "/api/v1/public/support"
 DEFAULT_BASE_URL = "https://api.vicket.app"
@@ -75,7 +75,7 @@ def build_url(
         path = path.replace("{slug}", segment)
     url = f"{base_url.rstrip('/')}{API_PREFIX}{path}"
     if token is not None:
-        url = f"{url}?{urlencode({'token': token})}"
+        url = f"{url}?token={quote(token, safe='')}"
 
     return url
 
