@@ -452,3 +452,8 @@ class TestSandboxProcess:
         assert pid is not None
         assert sandbox.pid is None
         assert "not running" in repr(sandbox)
+
+
+def test_an_unusable_upload_source_is_our_error() -> None:
+    with pytest.raises(UploadError, match="cannot upload a int"):
+        FileUpload(12)  # type: ignore[arg-type]

@@ -544,5 +544,9 @@ class TestQuestionLookups:
 
         assert page.template("All") is template
         assert template.question("Plan").id == "q_sel"
-        with pytest.raises(KeyError, match="no template 'x'"):
+        with pytest.raises(vicket_async.UnknownNameError) as info:
             page.template("x")
+        with pytest.raises(KeyError, match="no question 'Nope'"):
+            template.question("Nope")
+
+        assert str(info.value) == "the support page has no template 'x'"

@@ -11,6 +11,8 @@ import enum
 
 import attrs
 
+from .exceptions import UnknownNameError
+
 __all__ = [
     "Answer",
     "Article",
@@ -98,7 +100,7 @@ class Template:
             if question.label == id_or_label:
                 return question
         msg = f"template {self.id!r} has no question {id_or_label!r}"
-        raise KeyError(msg)
+        raise UnknownNameError(msg)
 
 
 @attrs.frozen(kw_only=True)
@@ -136,7 +138,7 @@ class SupportPage:
             if template.name == id_or_name:
                 return template
         msg = f"the support page has no template {id_or_name!r}"
-        raise KeyError(msg)
+        raise UnknownNameError(msg)
 
 
 @attrs.frozen(kw_only=True)

@@ -83,7 +83,7 @@ class FileUpload:
                 f"cannot upload a {type(source).__name__}: pass a path, "
                 f"bytes, a binary file object or an async iterable of bytes"
             )
-            raise TypeError(msg)
+            raise UploadError(msg)
         self.filename = filename or default_name or "upload.bin"
         guessed, _ = mimetypes.guess_type(self.filename)
         self.content_type = (

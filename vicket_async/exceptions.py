@@ -3,6 +3,7 @@ Every exception the SDK raises derives from `VicketError`.
 
     VicketError
     ├── ConfigurationError          bad arguments to the client (ValueError)
+    ├── UnknownNameError            no such template or question (KeyError)
     ├── AnswerValidationError       a ticket refused before it was sent
     ├── ClientStateError            closed client, or used from another loop
     ├── UploadError                 a file source that cannot be read
@@ -46,6 +47,7 @@ __all__ = [
     "TicketLinkExpiredError",
     "TransportError",
     "UnexpectedResponseError",
+    "UnknownNameError",
     "UnsafeRedirectError",
     "UploadError",
     "VicketConnectionError",
@@ -79,6 +81,10 @@ class VicketError(Exception):
 
 class ConfigurationError(VicketError, ValueError):
     """The client was given arguments it cannot work with."""
+
+
+class UnknownNameError(VicketError, KeyError):
+    """A template or question was looked up by an id or name it lacks."""
 
 
 class ClientStateError(VicketError, RuntimeError):
