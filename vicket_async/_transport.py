@@ -126,6 +126,7 @@ class Transport:
         user_agent: str,
     ) -> None:
         self._origin = origin_of(base_url)
+        self._prefix = base_url.rstrip("/") + "/"
         self._api_key = api_key
         self._session = session
         self._owns_session = session is None
@@ -171,7 +172,9 @@ class Transport:
             "Accept": "application/json",
             "User-Agent": self._user_agent,
         }
-        if origin_of(url) == self._origin:
+        # Every URL starts at base_url, and redirects are followed only
+        # within its origin; the prefix test keeps the key home regardless.
+        if url.startswith(self._prefix):
             headers["X-Api-Key"] = self._api_key
         if body is not None and not body.is_multipart:
             headers["Content-Type"] = "application/json"
