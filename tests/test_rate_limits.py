@@ -23,6 +23,8 @@ from vicket_async import (
 )
 from vicket_async.sandbox import Sandbox
 
+from .redis_server import free_port
+
 # A sandbox "minute" lasts one second; the client's budget matches it.
 SCALE = 60.0
 PER_SECOND = {
@@ -150,6 +152,46 @@ class TestBursts:
 
         assert info.value.retry_after == 30
         assert len(sandbox.requests) == 1
+
+
+class TestWhatCounts:
+    """Which failed attempts spend a slot of the budget."""
+
+    async def test_a_request_cancelled_in_flight_counts(self) -> None:
+        async with (
+            Sandbox(time_scale=SCALE) as sandbox,
+            client_for(
+                sandbox, rate_limits={"create_ticket": RateLimit(3, 60.0)}
+            ) as vicket,
+        ):
+            sandbox.faults.delay("create_ticket", 5.0)
+            task = asyncio.create_task(create(vicket, 1))
+            # The answer is held back for 5 s; the ticket exists long before.
+            await asyncio.sleep(0.5)
+            assert len(sandbox.state.all_tickets()) == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            status = (await vicket.budget_status())["create_ticket"]
+
+        # The server created the ticket, so the slot stays spent.
+        assert status.remaining == 2
+
+    async def test_no_connection_gives_the_slot_back(self) -> None:
+        vicket = VicketClient(
+            api_key="vk_test_unreachable",
+            base_url=f"http://127.0.0.1:{free_port()}",
+            rate_limits={"create_ticket": RateLimit(3, 60.0)},
+            retry=FAST,
+        )
+        async with vicket:
+            with pytest.raises(VicketConnectionError) as info:
+                await create(vicket, 1)
+            status = (await vicket.budget_status())["create_ticket"]
+
+        assert status.remaining == 3
+        # Nothing reached a server, so the write was tried again.
+        assert "gave up after 4 attempts" in "".join(info.value.__notes__)
 
 
 class TestFaults:
