@@ -93,7 +93,9 @@ def dumps(value: Any) -> bytes:
 
 
 def _parse_datetime(value: Any, _: type) -> dt.datetime:
-    if isinstance(value, dt.datetime):
+    if type(value) is str:
+        parsed = dt.datetime.fromisoformat(value)
+    elif isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str):
         parsed = dt.datetime.fromisoformat(value)

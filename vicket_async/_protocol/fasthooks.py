@@ -173,20 +173,24 @@ def register_fast_hooks(
     )
 
     def structure_question(value: Any) -> Question:
-        raw_kind = value["type"]
+        # The common cases inline: text that is already text, a type this
+        # release knows, flags that are already booleans, no options.
+        id_, label, raw_kind = value["id"], value["label"], value["type"]
         if type(raw_kind) is str:
-            # The common case inline: a type this release knows.
             raw_kind = kinds.get(raw_kind, raw_kind)
         else:
             raw_kind = kind(raw_kind, None)
+        required = value.get("required", False)
+        order = value.get("order", 0)
+        raw_options = value.get("options")
 
         return build_question(
-            str(value["id"]),
-            str(value["label"]),
+            id_ if type(id_) is str else str(id_),
+            label if type(label) is str else str(label),
             raw_kind,
-            bool(value.get("required", False)),
-            int(value.get("order", 0)),
-            options(value.get("options")),
+            required if type(required) is bool else bool(required),
+            order if type(order) is int else int(order),
+            () if raw_options == [] else options(raw_options),
         )
 
     questions = _items(structure_question)
@@ -313,6 +317,8 @@ def _thread_hooks(
     )
 
     def structure_message(value: Any) -> Message:
+        # The common cases inline, as for questions.
+        id_, content = value["id"], value.get("content", "")
         raw_author = value.get("author_type", _MISSING)
         if type(raw_author) is str:
             raw_author = authors.get(raw_author, raw_author)
@@ -320,15 +326,17 @@ def _thread_hooks(
             raw_author = AuthorType.REPORTER
         else:
             raw_author = author(raw_author, None)
+        author_name = value.get("author_name")
         created = value.get("created_at")
+        raw_attachments = value.get("attachments")
 
         return build_message(
-            str(value["id"]),
-            str(value.get("content", "")),
+            id_ if type(id_) is str else str(id_),
+            content if type(content) is str else str(content),
             raw_author,
-            optional_text(value.get("author_name"), None),
+            None if author_name is None else str(author_name),
             None if created is None else timestamp(created, None),
-            attachments(value.get("attachments")),
+            () if raw_attachments == [] else attachments(raw_attachments),
         )
 
     answer_value = hook(str | bool | None)
@@ -337,11 +345,13 @@ def _thread_hooks(
     )
 
     def structure_answer(value: Any) -> Answer:
+        raw_attachments = value.get("attachments")
+
         return build_answer(
             str(value.get("question_label", "")),
             answer_value(value.get("answer"), None),
             optional_text(value.get("id"), None),
-            attachments(value.get("attachments")),
+            () if raw_attachments == [] else attachments(raw_attachments),
         )
 
     build_ticket = _build(
