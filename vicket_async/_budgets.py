@@ -5,9 +5,8 @@ A `Budget` serves its callers first come, first served. Only the caller at
 the head of the line asks the ledger for a slot; the others wait for their
 turn, so a caller cancelled while it waits simply leaves the line, consumes
 nothing and delays no one. A slot is stamped when it is granted and stamped
-again when its request may have reached the server (the answer arrived, or
-the attempt failed after connecting); a slot whose request never left is
-given back.
+again when the request's headers actually go out; a slot whose request never
+went out is given back.
 
 The ledger decides. `LocalLedger` keeps the sliding log in this process and
 paces with ``aiolimiter.AsyncLimiter(1, interval)``; a shared ledger (such as
@@ -133,8 +132,8 @@ class Slot:
     """
     Permission for one request to go out.
 
-    The transport calls `mark_sent` once the request may have reached the
-    server; `release` gives the slot back if that never happened.
+    The transport calls `mark_sent` when the request's headers are written;
+    `release` gives the slot back if that never happened.
     """
 
     __slots__ = ("_budget", "_id", "sent")

@@ -9,10 +9,10 @@ into ours.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -43,8 +43,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 #: Answers of this API are small JSON documents; anything far larger is not.
 _MAX_BODY = 32 * 1024 * 1024
-#: Failures that prove the request never left: no connection was made.
-_NEVER_LEFT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 @attrs.frozen(kw_only=True)
@@ -79,14 +77,12 @@ class RawResponse:
 
 class Attempt:
     """
-    One attempt at a request, and whether it may have reached the server.
+    One attempt at a request, and whether it went out.
 
-    ``sent`` becomes True when an answer arrives, or when the attempt
-    fails or is cancelled in any way but a failure to connect; the budget
-    slot, if any, is restamped at that moment. Counting a request from
-    then, rather than from when its headers were written, is never earlier
-    than the server's own count, even for an upload whose body takes
-    minutes to arrive.
+    ``sent`` becomes True when the request's headers were written; the
+    budget slot, if any, is stamped at that moment. On a session lent by
+    the user that moment cannot be observed, so the request counts as sent
+    from the start, unless the connection was never made.
     """
 
     __slots__ = ("sent", "slot")
@@ -95,11 +91,26 @@ class Attempt:
         self.slot = slot
         self.sent = False
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Attempt:
+        # A live handle on one request: a copy would be detached from it.
+        # (Test tools that record request arguments deep-copy them.)
+        return self
+
     async def went_out(self) -> None:
         if not self.sent:
             self.sent = True
             if self.slot is not None:
                 await self.slot.mark_sent()
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    attempt = (context.trace_request_ctx or {}).get("attempt")
+    if isinstance(attempt, Attempt):
+        await attempt.went_out()
 
 
 class Transport:
@@ -136,8 +147,11 @@ class Transport:
             msg = "this VicketClient is closed; create a new one"
             raise ClientStateError(msg)
         if self._session is None:
+            tracing = aiohttp.TraceConfig()
+            tracing.on_request_headers_sent.append(_on_headers_sent)
             self._session = aiohttp.ClientSession(
                 timeout=self._timeouts.to_aiohttp(),
+                trace_configs=[tracing],
                 # One client serves many visitors of a support page: a
                 # cookie set in answer to one must not travel with the
                 # requests of another. The API itself sets none.
@@ -189,6 +203,8 @@ class Transport:
         """
         session = self._get_session()
         attempt = attempt or Attempt()
+        if not self._owns_session:
+            await attempt.went_out()
         method = endpoint.method
         started = time.monotonic()
         for _ in range(_MAX_REDIRECTS + 1):
@@ -198,16 +214,15 @@ class Transport:
                 status, headers, payload = await self._exchange(
                     session, endpoint, method, url, body, data, attempt
                 )
-            except (Exception, asyncio.CancelledError) as error:
-                if not isinstance(error, _NEVER_LEFT):
-                    # It may have reached the server, so it counts.
-                    await attempt.went_out()
-                if isinstance(error, aiohttp.ClientError):
-                    raise _transport_error(endpoint, error, secrets) from error
-                if isinstance(error, TimeoutError):
-                    msg = "the server did not answer in time"
-                    raise VicketTimeoutError(msg, endpoint=endpoint) from error
-                raise
+            except aiohttp.ClientError as error:
+                if isinstance(error, aiohttp.ClientConnectorError):
+                    # Nothing went out; the slot of a lent session stays
+                    # spent, which only errs on the safe side.
+                    attempt.sent = False
+                raise _transport_error(endpoint, error, secrets) from error
+            except TimeoutError as error:
+                msg = "the server did not answer in time"
+                raise VicketTimeoutError(msg, endpoint=endpoint) from error
             finally:
                 # aiohttp stops reading a body when the server answers
                 # early; close the file streams it left open.
@@ -248,7 +263,10 @@ class Transport:
             headers=self._headers(url, body),
             data=data,
             allow_redirects=False,
+            trace_request_ctx={"attempt": attempt},
         ) as response:
+            # An answer proves the request went out, also where no trace
+            # told us so.
             await attempt.went_out()
             if response.status in _REDIRECTS:
                 return response.status, response.headers, b""
