@@ -116,7 +116,14 @@ class TestBenchmarks:
                 "median_ms",
                 "p99_ms",
                 "client_cpu_us",
+                "cpu_vs_aiohttp",
             )
+        assert rows["get_ticket", "aiohttp"]["cpu_vs_aiohttp"] == 1.0
+        assert set(document["summary"]["ours_cpu_vs_aiohttp"]) == {
+            "init",
+            "get_ticket",
+            "create_ticket",
+        }
         assert set(document["summary"]["ours_vs_aiohttp"]) == {
             "init",
             "get_ticket",
