@@ -218,6 +218,12 @@ class TestAgreement:
             assert _outcome(GENERATED, value, SupportPage)[0] == "failed"
             assert _decoded(value, SupportPage)[0] == "failed"
 
+    def test_text_where_an_object_belongs_is_refused(self) -> None:
+        with pytest.raises(codec.DecodeError, match=r"\$\.website"):
+            codec.decode({"website": "My site", "templates": []}, SupportPage)
+        with pytest.raises(codec.DecodeError, match="expected an object"):
+            codec.decode("page", SupportPage)
+
     def test_decode_names_the_field_after_the_fast_pass_fails(self) -> None:
         data = _rich_page()
         data["templates"][0]["questions"][1]["order"] = "second"
