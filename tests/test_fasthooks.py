@@ -34,7 +34,7 @@ from vicket_async._protocol.fasthooks import builder
 from . import spec_examples
 
 FAST = codec.make_converter()
-GENERATED = codec.make_converter(detailed=True)
+GENERATED = codec.make_converter(hand_written=False)
 
 #: Values that a field may hold instead of its own: each variant of an
 #: answer puts one of them in one place, or leaves the field out.
