@@ -423,6 +423,34 @@ class TestSecurity:
         assert keys == ["vk_k", "vk_k"]
         assert page == SupportPage()
 
+    async def test_cookies_are_not_sent_back(
+        self, unused_tcp_port_factory: Any
+    ) -> None:
+        cookies: list[str | None] = []
+
+        async def handler(request: web.Request) -> web.Response:
+            cookies.append(request.headers.get("Cookie"))
+            response = web.json_response({"success": True, "data": {}})
+            response.set_cookie("visitor", "first-visitor")
+            return response
+
+        port = unused_tcp_port_factory()
+        async with (
+            _serve(handler, "localhost", port),
+            # A host name: aiohttp's cookie jars never keep cookies of a
+            # bare IP address, so such a test would prove nothing.
+            VicketClient(
+                api_key="vk_k",
+                base_url=f"http://localhost:{port}",
+                cache_ttl=None,
+            ) as vicket,
+        ):
+            await vicket.init()
+            await vicket.init()
+
+        # One visitor's cookie never goes out with the next request.
+        assert cookies == [None, None]
+
 
 @contextlib.asynccontextmanager
 async def _serve(handler: Any, host: str, port: int) -> AsyncIterator[str]:

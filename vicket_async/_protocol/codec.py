@@ -93,12 +93,10 @@ def dumps(value: Any) -> bytes:
 
 
 def _parse_datetime(value: Any, _: type) -> dt.datetime:
-    if type(value) is str:
+    if isinstance(value, str):
         parsed = dt.datetime.fromisoformat(value)
     elif isinstance(value, dt.datetime):
         parsed = value
-    elif isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return dt.datetime.fromtimestamp(value, dt.UTC)
     else:
@@ -266,8 +264,8 @@ def make_converter(
     if hand_written and not strict and not detailed:
         register_fast_hooks(converter, option=_option, label=_label)
     else:
-        # These converters must report unknown fields or name the failing
-        # one, which cattrs' generated hooks do and the hand-written not.
+        # Strict and detailed converters must report unknown fields or
+        # name the failing one: cattrs' generated hooks do, ours do not.
         _register_generated_hooks(converter)
     converter.register_unstructure_hook(
         TicketDraft,
