@@ -141,6 +141,9 @@ def _decoded(data: Any, cls: type) -> tuple[str, Any]:
         return "failed", "DecodeError"
 
 
+_DROP = object()
+
+
 def _variants(data: Any) -> Iterator[tuple[str, Any]]:
     """Copies of ``data``, each with one field replaced or left out."""
     for path in _paths(data):
@@ -157,9 +160,6 @@ def _variants(data: Any) -> Iterator[tuple[str, Any]]:
             else:
                 holder[key] = replacement
             yield f"{path} = {replacement!r}", variant
-
-
-_DROP = object()
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[Any]:

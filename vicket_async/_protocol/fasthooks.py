@@ -176,7 +176,7 @@ def register_fast_hooks(
 
     def structure_question(value: Any) -> Question:
         # The common cases inline: text that is already text, a type this
-        # release knows, flags that are already booleans, no options.
+        # release knows, flags that are already booleans.
         id_, label, raw_kind = value["id"], value["label"], value["type"]
         if type(raw_kind) is str:
             raw_kind = kinds.get(raw_kind, raw_kind)
@@ -184,7 +184,6 @@ def register_fast_hooks(
             raw_kind = kind(raw_kind, None)
         required = value.get("required", False)
         order = value.get("order", 0)
-        raw_options = value.get("options")
 
         return build_question(
             id_ if type(id_) is str else str(id_),
@@ -192,7 +191,7 @@ def register_fast_hooks(
             raw_kind,
             required if type(required) is bool else bool(required),
             order if type(order) is int else int(order),
-            () if raw_options == [] else options(raw_options),
+            options(value.get("options")),
         )
 
     questions = _items(structure_question)
@@ -330,7 +329,6 @@ def _thread_hooks(
             raw_author = author(raw_author, None)
         author_name = value.get("author_name")
         created = value.get("created_at")
-        raw_attachments = value.get("attachments")
 
         return build_message(
             id_ if type(id_) is str else str(id_),
@@ -338,7 +336,7 @@ def _thread_hooks(
             raw_author,
             None if author_name is None else str(author_name),
             None if created is None else timestamp(created, None),
-            () if raw_attachments == [] else attachments(raw_attachments),
+            attachments(value.get("attachments")),
         )
 
     answer_value = hook(str | bool | None)
@@ -347,13 +345,11 @@ def _thread_hooks(
     )
 
     def structure_answer(value: Any) -> Answer:
-        raw_attachments = value.get("attachments")
-
         return build_answer(
             str(value.get("question_label", "")),
             answer_value(value.get("answer"), None),
             optional_text(value.get("id"), None),
-            () if raw_attachments == [] else attachments(raw_attachments),
+            attachments(value.get("attachments")),
         )
 
     build_ticket = _build(
